@@ -1,0 +1,299 @@
+/**
+ * MemoryStore: the embedded, single-process RequestStore (no REDIS_URL). It owns every
+ * runtime's records, queues and presence, the workspace runtime lists, the sweep buckets
+ * and their locks, all in this process. Each call is one synchronous critical section
+ * (nothing is awaited between a check and its write), so a call is as atomic as a Lua
+ * script; hints go out on the bus once the call's state change is complete.
+ */
+import { type Bus, MemoryBus } from '../bus.js';
+import type {
+  ConnectionInfo,
+  CreateRequestBody,
+  RequestRecord,
+  RuntimeInfo,
+  RuntimeRef,
+} from '../domain.js';
+import { RETRYABLE, TERMINAL } from '../domain.js';
+import { StoreError } from '../errors.js';
+import { bodyFingerprint } from '../ids.js';
+import {
+  type ClaimOptions,
+  type CreateOptions,
+  type CreateResult,
+  DEFAULT_STORE_SETTINGS,
+  type ExpireResult,
+  type ListOptions,
+  type ListResult,
+  type Outcome,
+  type RequestStore,
+  type StoreSettings,
+} from '../store.js';
+import { validateBodies } from '../validate.js';
+import * as presence from './presence.js';
+import {
+  beginTxn,
+  copyRecord,
+  newRecord,
+  type RuntimeState,
+  type Txn,
+  templateFromBody,
+} from './state.js';
+import { RuntimeTable } from './table.js';
+import * as step from './transitions.js';
+
+/** A runtime untouched this long, with no records left, leaves its sweep bucket. */
+const IDLE_FORGET_MS = 10 * 60_000;
+
+export type MemoryStoreOptions = Partial<StoreSettings> & { bus?: Bus };
+
+export class MemoryStore implements RequestStore {
+  readonly kind = 'memory' as const;
+  readonly settings: Readonly<StoreSettings>;
+  readonly bus: Bus;
+  readonly #table: RuntimeTable;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const { bus, ...overrides } = options;
+    // An explicit `undefined` must not erase a default.
+    const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+    this.settings = Object.freeze({ ...DEFAULT_STORE_SETTINGS, ...given });
+    this.bus = bus ?? new MemoryBus();
+    this.#table = new RuntimeTable(this.settings.prefix);
+  }
+
+  async create(
+    rt: RuntimeRef,
+    body: CreateRequestBody,
+    opts: CreateOptions,
+  ): Promise<CreateResult> {
+    return this.#transact(rt, true, (tx) => {
+      const key = opts.idempotencyKey;
+      const fingerprint = key === undefined ? '' : bodyFingerprint(body);
+      if (key !== undefined) {
+        const existing = this.#idempotent(tx, key, fingerprint);
+        if (existing) return { request: copyRecord(existing), created: false };
+      }
+      const [valid] = validateBodies([body]) as [CreateRequestBody];
+      const record = newRecord(tx, templateFromBody(valid, this.settings), opts.createdBy, null);
+      step.insertPending(tx, record);
+      if (key !== undefined) {
+        const expires_at = tx.now + this.settings.idempotencyTtlMs;
+        tx.state.idempotency.set(key, { id: record.id, fingerprint, expires_at });
+      }
+      this.#touch(tx);
+      return { request: copyRecord(record), created: true };
+    });
+  }
+
+  async createBatch(
+    rt: RuntimeRef,
+    bodies: CreateRequestBody[],
+    opts: { createdBy: string },
+  ): Promise<RequestRecord[]> {
+    return this.#transact(rt, true, (tx) => {
+      // Validate and build every record before storing any: nothing is half inserted.
+      const records = validateBodies(bodies).map((b) =>
+        newRecord(tx, templateFromBody(b, this.settings), opts.createdBy, null),
+      );
+      for (const r of records) step.insertPending(tx, r);
+      if (records.length > 0) this.#touch(tx);
+      return records.map(copyRecord);
+    });
+  }
+
+  async get(rt: RuntimeRef, id: string): Promise<RequestRecord | null> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.loadRecord(tx, id);
+      return r ? copyRecord(r) : null;
+    });
+  }
+
+  async list(rt: RuntimeRef, opts: ListOptions): Promise<ListResult> {
+    return this.#transact(rt, false, (tx) => {
+      step.expireDue(tx);
+      step.purgeRetained(tx);
+      return step.listPage(tx, opts);
+    });
+  }
+
+  async claim(rt: RuntimeRef, opts: ClaimOptions): Promise<RequestRecord[]> {
+    return this.#transact(rt, false, (tx) => {
+      // Expired leases go back to the front first, so this claim can take them.
+      step.expireDue(tx);
+      return step.claimUpTo(tx, opts);
+    });
+  }
+
+  async release(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.requireRecord(tx, id);
+      if (r.status !== 'running' || r.epoch !== epoch) throw new StoreError('lease_lost');
+      // The request never reached a daemon: the attempt is given back.
+      r.attempt -= 1;
+      step.toFront(tx, r);
+      return copyRecord(r);
+    });
+  }
+
+  async renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.requireRecord(tx, id);
+      if (r.status !== 'running' || r.epoch !== epoch) throw new StoreError('lease_lost');
+      step.renewLease(tx, r);
+      return copyRecord(r);
+    });
+  }
+
+  async report(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+  ): Promise<RequestRecord> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.requireRecord(tx, id);
+      if (r.epoch !== epoch || r.status === 'pending') throw new StoreError('lease_lost');
+      if (r.status === 'running') {
+        step.finish(tx, r, step.outcomeToFinish(outcome));
+        return copyRecord(r);
+      }
+      // Terminal at this epoch: a repeat of the accepted report succeeds again.
+      if (r.status !== outcome.status) throw new StoreError('already_terminal');
+      return copyRecord(r);
+    });
+  }
+
+  async cancel(rt: RuntimeRef, id: string, reason?: string): Promise<RequestRecord> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.requireRecord(tx, id);
+      if (TERMINAL.has(r.status)) throw new StoreError('already_terminal');
+      const message = reason ?? 'cancelled by client';
+      step.finish(tx, r, { status: 'cancelled', error: { code: 'cancelled', message } });
+      return copyRecord(r);
+    });
+  }
+
+  async retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord> {
+    return this.#transact(rt, false, (tx) => {
+      const original = step.requireRecord(tx, id);
+      if (!RETRYABLE.has(original.status)) throw new StoreError('not_retryable');
+      const record = newRecord(tx, original, opts.createdBy, original.id);
+      step.insertPending(tx, record);
+      this.#touch(tx);
+      return copyRecord(record);
+    });
+  }
+
+  async expire(rt: RuntimeRef): Promise<ExpireResult> {
+    return this.#transact(rt, false, (tx) => {
+      const { state } = tx;
+      step.expireDue(tx);
+      const purged = step.purgeRetained(tx);
+      step.purgeIdempotency(tx);
+      const staleConnections = presence.removeStaleConnections(state, tx.now);
+      return {
+        timedOut: [...tx.timedOut],
+        requeued: [...tx.requeued],
+        purged,
+        staleConnections,
+        live: state.pending.size + state.leases.size,
+        retained: state.done.size,
+      };
+    });
+  }
+
+  async upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
+    this.#transact(rt, true, (tx) => presence.upsertConnection(tx.state, conn, ttlMs, tx.now));
+  }
+
+  async removeConnection(rt: RuntimeRef, connectionId: string): Promise<void> {
+    this.#transact(rt, false, (tx) => tx.state.connections.delete(connectionId));
+  }
+
+  async recordHeartbeat(rt: RuntimeRef, ttlMs: number): Promise<void> {
+    this.#transact(rt, true, (tx) => presence.recordHeartbeat(tx.state, ttlMs, tx.now));
+  }
+
+  async getRuntime(rt: RuntimeRef): Promise<RuntimeInfo | null> {
+    const state = this.#table.find(rt);
+    return state ? this.#runtimeInfo(state, this.#now()) : null;
+  }
+
+  async listRuntimes(workspace: string): Promise<RuntimeInfo[]> {
+    const now = this.#now();
+    return this.#table.inWorkspace(workspace).map((s) => this.#runtimeInfo(s, now));
+  }
+
+  async sweepCandidates(bucket: number): Promise<RuntimeRef[]> {
+    return this.#table.candidates(bucket);
+  }
+
+  async forgetIfIdle(rt: RuntimeRef): Promise<boolean> {
+    const now = this.#now();
+    const touched = this.#table.lastTouched(rt);
+    if (touched === undefined || now - touched < IDLE_FORGET_MS) return false;
+    const state = this.#table.find(rt);
+    if (state) {
+      const busy = this.#transactAt(state, now, (tx) => {
+        step.purgeRetained(tx);
+        return state.records.size > 0;
+      });
+      if (busy) return false;
+      // No request is left, so no idempotency key can still resolve.
+      state.idempotency.clear();
+    }
+    this.#table.dropFromBucket(rt);
+    return true;
+  }
+
+  async lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean> {
+    return this.#table.lock(bucket, nodeId, ttlMs, this.#now());
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  #now(): number {
+    return this.settings.clock?.() ?? Date.now();
+  }
+
+  /** One call on one runtime, with the clock read once at its start. */
+  #transact<T>(rt: RuntimeRef, keep: boolean, fn: (tx: Txn) => T): T {
+    return this.#transactAt(this.#table.state(rt, keep), this.#now(), fn);
+  }
+
+  /** Hints are published even when `fn` throws: lazy timeouts it applied still happened. */
+  #transactAt<T>(state: RuntimeState, now: number, fn: (tx: Txn) => T): T {
+    const tx = beginTxn(state, now, this.settings.retentionMs);
+    try {
+      return fn(tx);
+    } finally {
+      const { keys } = state;
+      for (const hint of tx.hints) this.bus.publish(keys.updates, JSON.stringify(hint));
+      if (tx.wake) this.bus.publish(keys.wake, '1');
+    }
+  }
+
+  #runtimeInfo(state: RuntimeState, now: number): RuntimeInfo {
+    return this.#transactAt(state, now, (tx) => {
+      step.expireDue(tx);
+      return presence.runtimeInfo(state, now);
+    });
+  }
+
+  /** The live request an idempotency key maps to, if any; conflicts on another body. */
+  #idempotent(tx: Txn, key: string, fingerprint: string): RequestRecord | null {
+    const entry = tx.state.idempotency.get(key);
+    if (!entry || entry.expires_at <= tx.now) return null;
+    const existing = step.loadRecord(tx, entry.id);
+    if (!existing) return null;
+    if (entry.fingerprint !== fingerprint) throw new StoreError('idempotency_conflict');
+    return existing;
+  }
+
+  /** Mark the runtime as having work, for the sweeper. */
+  #touch(tx: Txn): void {
+    this.#table.touch(tx.state.ref, tx.now);
+  }
+}

@@ -1,0 +1,108 @@
+-- record.lua: the shared steps of the state machine. Requires common.lua.
+
+-- Pending score: priority 9 sorts first; within a priority, offset 0 (requeued, then by
+-- id) comes before created requests (offset created_at + 1). 2^45 ms is ~1100 years.
+local BAND = 35184372088832
+local function pending_score(priority, offset)
+  return (9 - tonumber(priority)) * BAND + offset
+end
+
+local function publish_update(id, status, epoch)
+  redis.call('PUBLISH', CH_UPDATES,
+    cjson.encode({ id = id, status = status, epoch = tonumber(epoch) }))
+end
+
+-- Insert a new pending record. f: {id, kind, payload, priority, max_attempts,
+-- pending_timeout_ms, lease_ms, created_by, retry_of}
+local function insert(f)
+  local key = REC .. f.id
+  local deadline = NOW + tonumber(f.pending_timeout_ms)
+  redis.call('HSET', key,
+    'id', f.id, 'workspace', f.workspace, 'runtime', f.runtime, 'kind', f.kind,
+    'payload', f.payload, 'status', 'pending', 'priority', f.priority,
+    'attempt', 0, 'max_attempts', f.max_attempts, 'epoch', 0, 'created_at', NOW,
+    'pending_deadline', deadline, 'lease_ms', f.lease_ms,
+    'pending_timeout_ms', f.pending_timeout_ms, 'created_by', f.created_by)
+  if f.retry_of ~= '' then redis.call('HSET', key, 'retry_of', f.retry_of) end
+  redis.call('ZADD', K_PENDING, pending_score(f.priority, NOW + 1), f.id)
+  redis.call('ZADD', K_DEADLINES, deadline, f.id)
+  redis.call('ZADD', K_IDS, 0, f.id)
+  publish_update(f.id, 'pending', 0)
+end
+
+-- Move a pending or running record to a terminal status. extra: field/value list.
+local function finish(id, status, epoch, extra)
+  local key = REC .. id
+  redis.call('HSET', key, 'status', status, 'finished_at', NOW, unpack(extra))
+  redis.call('HDEL', key, 'lease_expires_at', 'connection_id', 'node_id')
+  redis.call('ZREM', K_PENDING, id)
+  redis.call('ZREM', K_DEADLINES, id)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('ZADD', K_DONE, NOW, id)
+  -- Redis drops the record by itself after retention (plus slack for clock steps);
+  -- the sweeper trims the indexes.
+  redis.call('PEXPIRE', key, RETENTION + 60000)
+  publish_update(id, status, epoch)
+end
+
+local function timeout(id, epoch, code, message)
+  finish(id, 'timeout', epoch,
+    { 'error', cjson.encode({ code = code, message = message }) })
+end
+
+-- Running -> pending at the front of its priority, epoch + 1. attempt_delta: 0 for a
+-- lease-expiry requeue, -1 for a release (the attempt never reached a daemon).
+local function requeue(id, priority, epoch, pending_timeout_ms, attempt_delta)
+  local key = REC .. id
+  local new_epoch = tonumber(epoch) + 1
+  local deadline = NOW + tonumber(pending_timeout_ms)
+  redis.call('HSET', key, 'status', 'pending', 'epoch', new_epoch,
+    'pending_deadline', deadline)
+  if attempt_delta ~= 0 then redis.call('HINCRBY', key, 'attempt', attempt_delta) end
+  redis.call('HDEL', key, 'lease_expires_at', 'connection_id', 'node_id')
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('ZADD', K_PENDING, pending_score(priority, 0), id)
+  redis.call('ZADD', K_DEADLINES, deadline, id)
+  publish_update(id, 'pending', new_epoch)
+  redis.call('PUBLISH', CH_WAKE, '1')
+  return new_epoch
+end
+
+local function forget(id)
+  redis.call('DEL', REC .. id)
+  redis.call('ZREM', K_PENDING, id)
+  redis.call('ZREM', K_DEADLINES, id)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('ZREM', K_DONE, id)
+  redis.call('ZREM', K_IDS, id)
+end
+
+-- Apply whatever timeout is due for one record. Returns the status after it (nil when
+-- the record does not exist or is past retention) and the transition applied, if any:
+-- 'timeout' or 'requeue'.
+local function settle(id)
+  local key = REC .. id
+  local r = redis.call('HMGET', key, 'status', 'pending_deadline', 'lease_expires_at',
+    'attempt', 'max_attempts', 'epoch', 'priority', 'pending_timeout_ms', 'finished_at')
+  local status = r[1]
+  if not status then return nil, nil end
+  if status == 'pending' then
+    if tonumber(r[2]) <= NOW then
+      timeout(id, r[6], 'pending_timeout', 'no daemon claimed the request before its pending deadline')
+      return 'timeout', 'timeout'
+    end
+  elseif status == 'running' then
+    if tonumber(r[3]) <= NOW then
+      if tonumber(r[4]) < tonumber(r[5]) then
+        requeue(id, r[7], r[6], r[8], 0)
+        return 'pending', 'requeue'
+      end
+      timeout(id, r[6], 'lease_expired', 'the lease expired and no attempts are left')
+      return 'timeout', 'timeout'
+    end
+  elseif tonumber(r[9]) + RETENTION <= NOW then
+    forget(id)
+    return nil, nil
+  end
+  return status, nil
+end

@@ -1,0 +1,35 @@
+-- list.lua: one page of a runtime's requests, newest first, optionally by status.
+-- Walks the id index from the cursor, settling each record, and stops after `limit`
+-- matches or `budget` records examined (then the cursor resumes where it stopped).
+-- KEYS[1..6], ARGV[1..5]  see includes/common.lua
+-- ARGV[6]  status filter or ''   ARGV[7] limit   ARGV[8] cursor (an id) or ''
+-- ARGV[9]  budget (max records examined)
+-- Returns {next_cursor or '', record, record, ...}.
+--!include common.lua
+--!include record.lua
+local want, limit, budget = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[9])
+local max = ARGV[8] == '' and '+' or ('(' .. ARGV[8])
+local out = { '' }
+local examined, last = 0, nil
+while examined < budget do
+  local ids = redis.call('ZREVRANGEBYLEX', K_IDS, max, '-', 'LIMIT', 0,
+    math.min(100, budget - examined))
+  if #ids == 0 then return out end
+  for _, id in ipairs(ids) do
+    examined = examined + 1
+    last = id
+    local status = settle(id)
+    if status == nil then
+      redis.call('ZREM', K_IDS, id)
+    elseif want == '' or status == want then
+      out[#out + 1] = redis.call('HGETALL', REC .. id)
+      if #out - 1 == limit then
+        out[1] = id
+        return out
+      end
+    end
+  end
+  max = '(' .. last
+end
+out[1] = last
+return out

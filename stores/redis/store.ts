@@ -1,0 +1,434 @@
+/**
+ * RedisStore: the source of truth for a cluster of nodes. Every transition is one Lua
+ * script on one slot (lua/); this class only builds arguments, runs the script and
+ * decodes the reply. Any failure to reach Redis rejects with `store_unavailable`.
+ */
+import type {
+  ConnectionInfo,
+  CreateRequestBody,
+  RequestRecord,
+  RuntimeInfo,
+  RuntimeRef,
+} from '../domain.js';
+import { fromScriptCode, isStoreError, StoreError } from '../errors.js';
+import { bodyFingerprint, newRequestId } from '../ids.js';
+import {
+  parseRuntimeTag,
+  runtimeKeys,
+  sweepBucketKey,
+  sweepBucketOf,
+  sweepLockKey,
+  workspaceRuntimesKey,
+} from '../keys.js';
+import { runtimeInfo } from '../presence.js';
+import {
+  type ClaimOptions,
+  type ConnectionPresence,
+  type CreateOptions,
+  type CreateResult,
+  DEFAULT_STORE_SETTINGS,
+  type ExpireResult,
+  type ListOptions,
+  type ListResult,
+  type Outcome,
+  type RequestStore,
+  type StoreSettings,
+} from '../store.js';
+import { validateBodies } from '../validate.js';
+import { openRedis, type RedisConnection, type RedisTarget } from './connection.js';
+import { decodeRecord } from './decode.js';
+import { type CreateItem, createArgs, defineScripts, runScript, runtimeArgs } from './scripts.js';
+
+/** A runtime stays in its sweep bucket at least this long after a create touched it. */
+export const IDLE_GRACE_MS = 600_000;
+/** How long this instance trusts its own recent touch of a runtime's sweep entry. */
+const TOUCH_CACHE_MS = 60_000;
+const LIST_BUDGET = 1000;
+const EXPIRE_BATCH = 500;
+
+type Flat = string[];
+
+export class RedisStore implements RequestStore {
+  readonly kind = 'redis';
+  readonly settings: Readonly<StoreSettings>;
+  readonly #redis: RedisConnection;
+  readonly #owned: boolean;
+  readonly #touched = new Map<string, number>();
+
+  constructor(redis: RedisConnection, settings: Partial<StoreSettings> = {}, owned = false) {
+    this.settings = { ...DEFAULT_STORE_SETTINGS, ...settings };
+    this.#redis = redis;
+    this.#owned = owned;
+    defineScripts(redis);
+  }
+
+  /** Opens its own connection (closed by `close()`). */
+  static async connect(
+    target: RedisTarget,
+    settings: Partial<StoreSettings> = {},
+    onError?: (err: Error) => void,
+  ): Promise<RedisStore> {
+    const redis = await openRedis(target, onError);
+    return new RedisStore(redis, settings, true);
+  }
+
+  get redis(): RedisConnection {
+    return this.#redis;
+  }
+
+  #now(): number | undefined {
+    return this.settings.clock?.();
+  }
+
+  #call(rt: RuntimeRef) {
+    return {
+      keys: runtimeKeys(this.settings.prefix, rt),
+      now: this.#now(),
+      retentionMs: this.settings.retentionMs,
+    };
+  }
+
+  /** Runs a per-runtime script; maps negative codes and connection failures to errors. */
+  async #run(
+    name: Parameters<typeof runScript>[1],
+    args: { keys: string[]; argv: (string | number)[] },
+  ): Promise<unknown> {
+    let reply: unknown;
+    try {
+      reply = await runScript(this.#redis, name, args.keys, args.argv);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (typeof reply === 'number' && reply < 0) throw fromScriptCode(reply);
+    return reply;
+  }
+
+  async #record(
+    name: Parameters<typeof runScript>[1],
+    rt: RuntimeRef,
+    extra: (string | number)[],
+  ): Promise<RequestRecord> {
+    return decodeRecord((await this.#run(name, runtimeArgs(this.#call(rt), extra))) as Flat);
+  }
+
+  /**
+   * Puts the runtime in its sweep bucket (and its workspace's list) before a create, so
+   * the sweeper enforces the new request's deadlines. Skipped while this instance's own
+   * touch is recent: the bucket entry cannot be dropped within IDLE_GRACE_MS of it.
+   */
+  async #touch(rt: RuntimeRef, tag: string): Promise<void> {
+    const now = this.#now() ?? Date.now();
+    const last = this.#touched.get(tag);
+    if (last !== undefined && now - last < TOUCH_CACHE_MS) return;
+    try {
+      await Promise.all([
+        this.#redis.zadd(sweepBucketKey(this.settings.prefix, sweepBucketOf(rt)), now, tag),
+        this.#redis.zadd(
+          workspaceRuntimesKey(this.settings.prefix, rt.workspace),
+          'NX',
+          now,
+          rt.runtime,
+        ),
+      ]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    this.#touched.set(tag, now);
+  }
+
+  #items(bodies: CreateRequestBody[], createdBy: string): CreateItem[] {
+    const now = this.#now() ?? Date.now();
+    return bodies.map((b) => ({
+      id: newRequestId(now),
+      kind: b.kind,
+      payload: JSON.stringify(b.payload ?? null),
+      priority: b.priority ?? 0,
+      max_attempts: b.max_attempts ?? 1,
+      pending_timeout_ms: b.pending_timeout_ms ?? this.settings.pendingTimeoutMs,
+      lease_ms: b.lease_ms ?? this.settings.leaseMs,
+      created_by: createdBy,
+    }));
+  }
+
+  async #insert(
+    rt: RuntimeRef,
+    bodies: CreateRequestBody[],
+    createdBy: string,
+    idem?: { key: string; fingerprint: string; ttlMs: number },
+  ): Promise<
+    { created: true; records: RequestRecord[] } | { created: false; record: RequestRecord }
+  > {
+    const call = this.#call(rt);
+    await this.#touch(rt, call.keys.tag);
+    const items = this.#items(validateBodies(bodies), createdBy);
+    const reply = (await this.#run('create', createArgs(call, rt, items, idem))) as [
+      number,
+      number | Flat,
+    ];
+    if (reply[0] === 0) return { created: false, record: decodeRecord(reply[1] as Flat) };
+    const now = Number(reply[1]);
+    return { created: true, records: items.map((it) => newRecord(rt, it, now)) };
+  }
+
+  async create(
+    rt: RuntimeRef,
+    body: CreateRequestBody,
+    opts: CreateOptions,
+  ): Promise<CreateResult> {
+    const idem =
+      opts.idempotencyKey === undefined
+        ? undefined
+        : {
+            key: opts.idempotencyKey,
+            fingerprint: bodyFingerprint(body),
+            ttlMs: this.settings.idempotencyTtlMs,
+          };
+    const out = await this.#insert(rt, [body], opts.createdBy, idem);
+    return out.created
+      ? { request: out.records[0] as RequestRecord, created: true }
+      : { request: out.record, created: false };
+  }
+
+  async createBatch(
+    rt: RuntimeRef,
+    bodies: CreateRequestBody[],
+    opts: { createdBy: string },
+  ): Promise<RequestRecord[]> {
+    const out = await this.#insert(rt, bodies, opts.createdBy);
+    return out.created ? out.records : [out.record];
+  }
+
+  async get(rt: RuntimeRef, id: string): Promise<RequestRecord | null> {
+    try {
+      return await this.#record('get', rt, [id]);
+    } catch (err) {
+      if (isStoreError(err, 'not_found')) return null;
+      throw err;
+    }
+  }
+
+  async list(rt: RuntimeRef, opts: ListOptions): Promise<ListResult> {
+    const reply = (await this.#run(
+      'list',
+      runtimeArgs(this.#call(rt), [opts.status ?? '', opts.limit, opts.cursor ?? '', LIST_BUDGET]),
+    )) as [string, ...Flat[]];
+    const [cursor, ...records] = reply;
+    return { requests: records.map(decodeRecord), next_cursor: cursor === '' ? null : cursor };
+  }
+
+  async claim(rt: RuntimeRef, opts: ClaimOptions): Promise<RequestRecord[]> {
+    if (opts.max <= 0) return [];
+    const reply = (await this.#run(
+      'claim',
+      runtimeArgs(this.#call(rt), [opts.max, opts.connectionId, opts.nodeId]),
+    )) as Flat[];
+    return reply.map(decodeRecord);
+  }
+
+  release(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {
+    return this.#record('release', rt, [id, epoch]);
+  }
+
+  renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {
+    return this.#record('renew', rt, [id, epoch]);
+  }
+
+  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord> {
+    const body =
+      outcome.status === 'completed'
+        ? JSON.stringify(outcome.result ?? null)
+        : JSON.stringify(outcome.error);
+    return this.#record('report', rt, [id, epoch, outcome.status, body]);
+  }
+
+  cancel(rt: RuntimeRef, id: string, reason = 'cancelled by client'): Promise<RequestRecord> {
+    return this.#record('cancel', rt, [id, reason]);
+  }
+
+  async retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord> {
+    const call = this.#call(rt);
+    await this.#touch(rt, call.keys.tag);
+    const newId = newRequestId(call.now ?? Date.now());
+    return decodeRecord(
+      (await this.#run('retry', runtimeArgs(call, [id, newId, opts.createdBy]))) as Flat,
+    );
+  }
+
+  async expire(rt: RuntimeRef): Promise<ExpireResult> {
+    const [timedOut, requeued, purged, staleConnections, live, retained] = (await this.#run(
+      'expire',
+      runtimeArgs(this.#call(rt), [EXPIRE_BATCH]),
+    )) as [string[], string[], number, number, number, number];
+    return { timedOut, requeued, purged, staleConnections, live, retained };
+  }
+
+  async upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
+    const now = Number(
+      await this.#run(
+        'presence',
+        runtimeArgs(this.#call(rt), ['upsert', conn.connection_id, JSON.stringify(conn), ttlMs]),
+      ),
+    );
+    await this.#seen(rt, now);
+  }
+
+  async removeConnection(rt: RuntimeRef, connectionId: string): Promise<void> {
+    await this.#run('presence', runtimeArgs(this.#call(rt), ['remove', connectionId, '', 0]));
+  }
+
+  async recordHeartbeat(rt: RuntimeRef, ttlMs: number): Promise<void> {
+    const now = Number(
+      await this.#run('presence', runtimeArgs(this.#call(rt), ['heartbeat', '', '', ttlMs])),
+    );
+    await this.#seen(rt, now);
+  }
+
+  async #seen(rt: RuntimeRef, now: number): Promise<void> {
+    try {
+      await this.#redis.zadd(
+        workspaceRuntimesKey(this.settings.prefix, rt.workspace),
+        now,
+        rt.runtime,
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async #info(rt: RuntimeRef): Promise<{ info: RuntimeInfo; retained: number; known: boolean }> {
+    const [now, pending, running, flat, retained] = (await this.#run(
+      'runtime_info',
+      runtimeArgs(this.#call(rt), []),
+    )) as [number, number, number, Flat, number];
+    const connections: ConnectionPresence[] = [];
+    let httpExpiresAt: number | null = null;
+    let lastSeenAt: number | null = null;
+    for (let i = 0; i < flat.length; i += 2) {
+      const field = flat[i] as string;
+      const value = flat[i + 1] as string;
+      if (field === '~seen') lastSeenAt = Number(value);
+      else if (field === '~http')
+        httpExpiresAt = (JSON.parse(value) as { expires_at: number }).expires_at;
+      else connections.push(JSON.parse(value) as ConnectionPresence);
+    }
+    const info = runtimeInfo({
+      id: rt.runtime,
+      now: Number(now),
+      connections,
+      httpExpiresAt,
+      lastSeenAt,
+      pending,
+      running,
+    });
+    const known = flat.length > 0 || pending + running + retained > 0;
+    return { info, retained, known };
+  }
+
+  async getRuntime(rt: RuntimeRef): Promise<RuntimeInfo | null> {
+    const { info, known } = await this.#info(rt);
+    if (known) return info;
+    let score: string | null;
+    try {
+      score = await this.#redis.zscore(
+        workspaceRuntimesKey(this.settings.prefix, rt.workspace),
+        rt.runtime,
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+    return score === null ? null : info;
+  }
+
+  async listRuntimes(workspace: string): Promise<RuntimeInfo[]> {
+    let names: string[];
+    try {
+      names = await this.#redis.zrange(
+        workspaceRuntimesKey(this.settings.prefix, workspace),
+        0,
+        -1,
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+    names.sort();
+    const infos = await Promise.all(names.map((runtime) => this.#info({ workspace, runtime })));
+    return infos.map((i) => i.info);
+  }
+
+  async sweepCandidates(bucket: number): Promise<RuntimeRef[]> {
+    try {
+      const tags = await this.#redis.zrange(sweepBucketKey(this.settings.prefix, bucket), 0, -1);
+      return tags.map(parseRuntimeTag);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async forgetIfIdle(rt: RuntimeRef): Promise<boolean> {
+    const { info, retained } = await this.#info(rt);
+    if (info.pending + info.running + retained > 0) return false;
+    const cutoff = (this.#now() ?? Date.now()) - IDLE_GRACE_MS;
+    const key = sweepBucketKey(this.settings.prefix, sweepBucketOf(rt));
+    const removed = await this.#run('forget_runtime', {
+      keys: [key],
+      argv: [runtimeKeys(this.settings.prefix, rt).tag, cutoff],
+    });
+    return removed === 1;
+  }
+
+  async lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean> {
+    const key = sweepLockKey(this.settings.prefix, bucket);
+    return (await this.#run('lock_bucket', { keys: [key], argv: [nodeId, ttlMs] })) === 1;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#redis.ping();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.#owned) return;
+    try {
+      await this.#redis.quit();
+    } catch {
+      this.#redis.disconnect();
+    }
+  }
+}
+
+function unavailable(err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new StoreError('store_unavailable', `store unavailable: ${message}`, { cause: err });
+}
+
+function newRecord(rt: RuntimeRef, it: CreateItem, now: number): RequestRecord {
+  return {
+    id: it.id,
+    workspace: rt.workspace,
+    runtime: rt.runtime,
+    kind: it.kind,
+    payload: it.payload,
+    status: 'pending',
+    priority: it.priority,
+    attempt: 0,
+    max_attempts: it.max_attempts,
+    epoch: 0,
+    created_at: now,
+    claimed_at: null,
+    finished_at: null,
+    pending_deadline: now + it.pending_timeout_ms,
+    lease_expires_at: null,
+    lease_ms: it.lease_ms,
+    pending_timeout_ms: it.pending_timeout_ms,
+    result: null,
+    error: null,
+    created_by: it.created_by,
+    connection_id: null,
+    node_id: null,
+    retry_of: null,
+  };
+}

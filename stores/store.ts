@@ -1,0 +1,168 @@
+/**
+ * The RequestStore contract: every transition of the request state machine
+ * (DESIGN.md section 2), each one atomic. MemoryStore and RedisStore implement it and
+ * one contract suite (test/stores/contract.test.ts) holds both to it.
+ *
+ * Semantics both implementations share:
+ * - Lazy expiry: every call that reads or writes a record first applies any timeout
+ *   that is due for it (pending deadline -> timeout `pending_timeout`; lease expired ->
+ *   requeue at the front when attempt < max_attempts, else timeout `lease_expired`).
+ * - Pending order: priority 9 first; within a priority, requeued requests first (in id
+ *   order), then by creation (ids are ULIDs, so id order is creation order).
+ * - epoch +1 at every claim, release and lease-expiry requeue. attempt +1 at every
+ *   claim; release gives the attempt back (the request never reached a daemon).
+ * - A requeue resets the pending deadline to now + pending_timeout_ms.
+ * - Terminal records are kept for `retentionMs` after finished_at, then removed.
+ * - Every transition publishes an UpdateHint on the runtime's `updates` channel;
+ *   create, release and requeue also publish on its `wake` channel.
+ */
+import type {
+  ConnectionInfo,
+  CreateRequestBody,
+  ErrorInfo,
+  RequestRecord,
+  RuntimeInfo,
+  RuntimeRef,
+  Status,
+} from './domain.js';
+
+export interface StoreSettings {
+  /** Key and channel prefix (HUB_PREFIX). */
+  prefix: string;
+  pendingTimeoutMs: number;
+  leaseMs: number;
+  retentionMs: number;
+  /** How long an idempotency key maps to its request. */
+  idempotencyTtlMs: number;
+  /**
+   * Clock override in epoch ms, for tests that step time. Unset: MemoryStore uses
+   * Date.now(); RedisStore uses Redis TIME inside its scripts (one clock for all nodes).
+   */
+  clock?: () => number;
+}
+
+export const DEFAULT_STORE_SETTINGS: StoreSettings = {
+  prefix: 'sb',
+  pendingTimeoutMs: 60_000,
+  leaseMs: 30_000,
+  retentionMs: 3_600_000,
+  idempotencyTtlMs: 86_400_000,
+};
+
+/** Published on a runtime's `updates` channel after every transition. A hint only. */
+export interface UpdateHint {
+  id: string;
+  status: Status;
+  epoch: number;
+}
+
+export interface CreateOptions {
+  createdBy: string;
+  /** Same key + same body: the existing request (created=false); other body: conflict. */
+  idempotencyKey?: string;
+}
+
+export interface CreateResult {
+  request: RequestRecord;
+  created: boolean;
+}
+
+export interface ClaimOptions {
+  connectionId: string;
+  nodeId: string;
+  /** Claim at most this many (0 claims nothing). */
+  max: number;
+}
+
+export interface ListOptions {
+  status?: Status;
+  /** 1..500 */
+  limit: number;
+  /** The `next_cursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface ListResult {
+  /** Newest first. */
+  requests: RequestRecord[];
+  next_cursor: string | null;
+}
+
+export interface ExpireResult {
+  /** Ids moved to `timeout` by this call. */
+  timedOut: string[];
+  /** Ids whose lease expired and went back to pending. */
+  requeued: string[];
+  /** Terminal records removed after retention. */
+  purged: number;
+  /** Stale connections removed (their node stopped refreshing them). */
+  staleConnections: number;
+  /** Pending + running after the call. */
+  live: number;
+  /** Terminal records still retained after the call. */
+  retained: number;
+}
+
+export interface ConnectionPresence extends ConnectionInfo {
+  /** Presence lapses unless refreshed before this (epoch ms). */
+  expires_at: number;
+}
+
+export type Outcome =
+  | { status: 'completed'; result: unknown }
+  | { status: 'failed'; error: ErrorInfo };
+
+export interface RequestStore {
+  readonly kind: 'memory' | 'redis';
+  readonly settings: Readonly<StoreSettings>;
+
+  /** Create one request (pending). Rejects `idempotency_conflict`. */
+  create(rt: RuntimeRef, body: CreateRequestBody, opts: CreateOptions): Promise<CreateResult>;
+  /** Create up to 500 requests, all or none. Bodies must already be valid. */
+  createBatch(
+    rt: RuntimeRef,
+    bodies: CreateRequestBody[],
+    opts: { createdBy: string },
+  ): Promise<RequestRecord[]>;
+  /** Read one record (after lazy expiry); null when it does not exist in this runtime. */
+  get(rt: RuntimeRef, id: string): Promise<RequestRecord | null>;
+  list(rt: RuntimeRef, opts: ListOptions): Promise<ListResult>;
+
+  /** Claim up to `max` pending requests for a connection, in pending order. */
+  claim(rt: RuntimeRef, opts: ClaimOptions): Promise<RequestRecord[]>;
+  /** Running at `epoch` -> pending at the front. Rejects not_found / lease_lost. */
+  release(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
+  /** Running at `epoch`: lease_expires_at = now + lease_ms. Rejects not_found / lease_lost. */
+  renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
+  /**
+   * Running at `epoch` -> completed/failed. The same report repeated after acceptance
+   * (same epoch, same status) returns the record again; another status after
+   * acceptance rejects `already_terminal`; another epoch rejects `lease_lost`.
+   */
+  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
+  /** Pending or running -> cancelled. Rejects not_found / already_terminal. */
+  cancel(rt: RuntimeRef, id: string, reason?: string): Promise<RequestRecord>;
+  /** A failed, timed-out or cancelled request -> a new pending clone. */
+  retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord>;
+  /** The sweeper's transition for one runtime: deadlines, leases, retention, stale conns. */
+  expire(rt: RuntimeRef): Promise<ExpireResult>;
+
+  /** Register or refresh a daemon connection; also marks the runtime seen. */
+  upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void>;
+  removeConnection(rt: RuntimeRef, connectionId: string): Promise<void>;
+  /** An HTTP heartbeat: the runtime counts as online for `ttlMs`. */
+  recordHeartbeat(rt: RuntimeRef, ttlMs: number): Promise<void>;
+  getRuntime(rt: RuntimeRef): Promise<RuntimeInfo | null>;
+  listRuntimes(workspace: string): Promise<RuntimeInfo[]>;
+
+  /** Runtimes in a sweep bucket (ones that may have live or retained requests). */
+  sweepCandidates(bucket: number): Promise<RuntimeRef[]>;
+  /** Drop a runtime from its sweep bucket if it is idle and was not touched lately. */
+  forgetIfIdle(rt: RuntimeRef): Promise<boolean>;
+  /** Take sweep bucket `bucket` for `ttlMs` if no node holds it. */
+  lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean>;
+
+  /** Probe the store (readiness). Rejects store_unavailable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
