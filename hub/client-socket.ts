@@ -1,0 +1,181 @@
+/**
+ * The client websocket (`/v1/ws`): a browser subscribes to a runtime (or some of its
+ * requests), gets a snapshot, then every state change and presence change. Per
+ * subscription the order is: subscribe to hints, read the snapshot, send it, then
+ * forward hints (those that arrived meanwhile are replayed after the snapshot), so no
+ * change between the read and the first hint is missed.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
+import { runtimeKeys, workspacePresenceChannel } from '../stores/keys.js';
+import type { UpdateHint } from '../stores/store.js';
+import type { SocketHost as Hub } from './host.js';
+import { ClientInbound, type ClientOutbound, errorFrame, parseFrame } from './protocol.js';
+
+const SNAPSHOT_LIMIT = 100;
+/** Per-socket memory of what was sent is bounded; the oldest entries go first. */
+const SENT_LIMIT = 10_000;
+
+interface Subscription {
+  rt: RuntimeRef;
+  /** null: the whole runtime. */
+  ids: Set<string> | null;
+  unsubscribe: (() => void)[];
+  /** Hints that arrived before the snapshot went out. */
+  buffered: string[] | null;
+}
+
+interface ClientState {
+  hub: Hub;
+  workspace: string;
+  subs: Map<string, Subscription>;
+  /** Last state sent per request id (`status:epoch`), so repeats are not resent. */
+  sent: Map<string, string>;
+}
+
+const STATE = Symbol('clientState');
+type ClientSocket = WebSocket & { [STATE]: ClientState };
+
+export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): void {
+  (ws as ClientSocket)[STATE] = { hub, workspace, subs: new Map(), sent: new Map() };
+  ws.on('message', clientSocketOnMessage);
+  ws.on('close', clientSocketOnClose);
+  ws.on('error', () => {});
+  hub.clientOpened();
+}
+
+function send(ws: WebSocket, frame: ClientOutbound): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+}
+
+function clientSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const parsed = isBinary
+    ? ({
+        ok: false,
+        error: errorFrame('invalid_message', 'binary frames are not supported'),
+      } as const)
+    : parseFrame(ClientInbound, data.toString());
+  if (!parsed.ok) {
+    send(this, parsed.error);
+    return;
+  }
+  const state = (this as ClientSocket)[STATE];
+  const frame = parsed.frame;
+  const rt = { workspace: state.workspace, runtime: frame.runtime };
+  if (frame.type === 'subscribe') void subscribe(this, state, rt, frame.requests);
+  else unsubscribe(state, rt, frame.requests);
+}
+
+async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?: string[]) {
+  const { hub } = state;
+  const keys = runtimeKeys(hub.store.settings.prefix, rt);
+  let sub = state.subs.get(rt.runtime);
+  if (sub) {
+    // Widen an existing subscription; a whole-runtime one stays whole.
+    if (sub.ids && ids) for (const id of ids) sub.ids.add(id);
+    else sub.ids = null;
+  } else {
+    sub = { rt, ids: ids ? new Set(ids) : null, unsubscribe: [], buffered: [] };
+    const s = sub;
+    state.subs.set(rt.runtime, s);
+    s.unsubscribe.push(
+      hub.relay.subscribe(keys.updates, (m) => onHint(ws, state, s, m)),
+      hub.relay.subscribe(
+        workspacePresenceChannel(hub.store.settings.prefix, rt.workspace),
+        (m) => {
+          if (m === rt.runtime) void sendRuntime(ws, state, s);
+        },
+      ),
+    );
+  }
+  try {
+    const records = sub.ids
+      ? (await Promise.all([...sub.ids].map((id) => hub.store.get(rt, id)))).filter(
+          (r): r is RequestRecord => r !== null,
+        )
+      : (await hub.store.list(rt, { limit: SNAPSHOT_LIMIT })).requests;
+    const info = (await hub.store.getRuntime(rt)) ?? emptyRuntime(rt.runtime);
+    for (const r of records) remember(state, r.id, `${r.status}:${r.epoch}`);
+    send(ws, {
+      type: 'snapshot',
+      runtime: rt.runtime,
+      requests: records.map(toApiRequest),
+      runtime_info: info,
+    });
+  } catch {
+    send(ws, errorFrame('store_unavailable', `could not read ${rt.runtime}: store unavailable`));
+  }
+  const pending = sub.buffered ?? [];
+  sub.buffered = null;
+  for (const m of pending) onHint(ws, state, sub, m);
+}
+
+function unsubscribe(state: ClientState, rt: RuntimeRef, ids?: string[]): void {
+  const sub = state.subs.get(rt.runtime);
+  if (!sub) return;
+  if (ids && sub.ids) {
+    for (const id of ids) sub.ids.delete(id);
+    if (sub.ids.size > 0) return;
+  } else if (ids) {
+    return; // ids removed from a whole-runtime subscription: it stays whole
+  }
+  for (const off of sub.unsubscribe) off();
+  state.subs.delete(rt.runtime);
+}
+
+function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: string): void {
+  if (sub.buffered) {
+    sub.buffered.push(message);
+    return;
+  }
+  let hint: UpdateHint;
+  try {
+    hint = JSON.parse(message) as UpdateHint;
+  } catch {
+    return;
+  }
+  if (sub.ids && !sub.ids.has(hint.id)) return;
+  void forward(ws, state, sub.rt, hint.id);
+}
+
+async function forward(ws: WebSocket, state: ClientState, rt: RuntimeRef, id: string) {
+  try {
+    const record = await state.hub.store.get(rt, id);
+    if (!record) return;
+    const mark = `${record.status}:${record.epoch}`;
+    if (state.sent.get(id) === mark) return;
+    remember(state, id, mark);
+    send(ws, { type: 'request', request: toApiRequest(record) });
+  } catch {
+    // The next hint or a resubscribe brings the state; the store is down right now.
+  }
+}
+
+async function sendRuntime(ws: WebSocket, state: ClientState, sub: Subscription) {
+  try {
+    const info = (await state.hub.store.getRuntime(sub.rt)) ?? emptyRuntime(sub.rt.runtime);
+    send(ws, { type: 'runtime', runtime_info: info });
+  } catch {
+    // presence is a hint; the next change resends it
+  }
+}
+
+function remember(state: ClientState, id: string, mark: string): void {
+  state.sent.delete(id);
+  state.sent.set(id, mark);
+  if (state.sent.size > SENT_LIMIT) {
+    const oldest = state.sent.keys().next().value;
+    if (oldest !== undefined) state.sent.delete(oldest);
+  }
+}
+
+function emptyRuntime(id: string) {
+  return { id, online: false, last_seen_at: null, connections: [], pending: 0, running: 0 };
+}
+
+function clientSocketOnClose(this: WebSocket): void {
+  const state = (this as ClientSocket)[STATE];
+  for (const sub of state.subs.values()) for (const off of sub.unsubscribe) off();
+  state.subs.clear();
+  state.hub.clientClosed();
+}

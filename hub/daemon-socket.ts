@@ -1,0 +1,147 @@
+/**
+ * The daemon websocket (`/v1/daemon/ws`): hello, ready, renew, result, and the
+ * liveness pings. Handlers are named functions at module scope; a connection's state
+ * lives in its DaemonConnection, found through the socket.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { isStoreError } from '../stores/errors.js';
+import { DAEMON_MODES, DaemonConnection } from './daemon-conn.js';
+import type { SocketHost as Hub } from './host.js';
+import { CLOSE, DaemonInbound, errorFrame, parseFrame, type ResultFrame } from './protocol.js';
+
+/** More than this many invalid frames within the window closes the socket (1008). */
+const FLOOD_LIMIT = 10;
+const FLOOD_WINDOW_MS = 10_000;
+
+const CONN = Symbol('daemonConnection');
+const HUB = Symbol('hub');
+type DaemonSocket = WebSocket & { [CONN]: DaemonConnection; [HUB]: Hub };
+
+export function attachDaemonSocket(
+  hub: Hub,
+  ws: WebSocket,
+  principal: { workspace: string; runtime: string; sub: string },
+  connectionId: string,
+): DaemonConnection {
+  const conn = new DaemonConnection(
+    connectionId,
+    { workspace: principal.workspace, runtime: principal.runtime },
+    principal.sub,
+    ws,
+  );
+  const socket = ws as DaemonSocket;
+  socket[CONN] = conn;
+  socket[HUB] = hub;
+  ws.on('message', daemonSocketOnMessage);
+  ws.on('pong', daemonSocketOnPong);
+  ws.on('close', daemonSocketOnClose);
+  ws.on('error', daemonSocketOnError);
+  hub.daemonOpened(conn);
+  void conn.send({
+    type: 'hello',
+    node_id: hub.settings.nodeId,
+    connection_id: connectionId,
+    heartbeat_interval_ms: hub.settings.heartbeatIntervalMs,
+    lease_ms: hub.settings.leaseMs,
+    max_payload_bytes: hub.settings.maxPayloadBytes,
+  });
+  return conn;
+}
+
+function daemonSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const { [CONN]: conn, [HUB]: hub } = this as DaemonSocket;
+  conn.lastHeard = Date.now();
+  if (isBinary) {
+    invalid(conn, 'binary frames are not part of the protocol');
+    return;
+  }
+  const parsed = parseFrame(DaemonInbound, data.toString());
+  if (!parsed.ok) {
+    invalid(conn, parsed.error.message);
+    return;
+  }
+  const frame = parsed.frame;
+  switch (frame.type) {
+    case 'ready':
+      if (conn.mode === DAEMON_MODES.connecting || conn.mode === DAEMON_MODES.ready) {
+        conn.capacity = frame.capacity;
+        conn.setMode(DAEMON_MODES.ready);
+        hub.daemonReady(conn);
+      }
+      return;
+    case 'renew':
+      void renew(hub, conn, frame.id, frame.epoch);
+      return;
+    case 'result':
+      void result(hub, conn, frame);
+      return;
+  }
+}
+
+async function renew(hub: Hub, conn: DaemonConnection, id: string, epoch: number) {
+  try {
+    const record = await hub.renew(conn.rt, id, epoch);
+    await conn.send({
+      type: 'renewed',
+      id,
+      epoch,
+      lease_expires_at: new Date(record.lease_expires_at ?? Date.now()).toISOString(),
+    });
+  } catch (err) {
+    if (isStoreError(err, 'store_unavailable')) {
+      await conn.send(errorFrame('store_unavailable', 'renew failed: the store is unavailable'));
+    } else {
+      await conn.send({ type: 'lease_lost', id, epoch });
+    }
+  }
+}
+
+async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
+  const { id, epoch } = frame;
+  try {
+    await hub.report(
+      conn.rt,
+      id,
+      epoch,
+      frame.status === 'completed'
+        ? { status: 'completed', result: frame.result ?? null }
+        : { status: 'failed', error: frame.error },
+      conn,
+    );
+    await conn.send({ type: 'ack', id, epoch });
+  } catch (err) {
+    const retry = isStoreError(err, 'store_unavailable');
+    await conn.send({
+      type: 'nack',
+      id,
+      epoch,
+      code: retry ? 'store_unavailable' : 'lease_lost',
+      retry,
+    });
+  }
+}
+
+function invalid(conn: DaemonConnection, message: string): void {
+  const now = Date.now();
+  conn.invalidFrames = conn.invalidFrames.filter((t) => now - t < FLOOD_WINDOW_MS);
+  conn.invalidFrames.push(now);
+  if (conn.invalidFrames.length > FLOOD_LIMIT) {
+    conn.ws.close(CLOSE.policyViolation, 'too many invalid frames');
+    return;
+  }
+  void conn.send(errorFrame('invalid_message', message));
+}
+
+function daemonSocketOnPong(this: WebSocket): void {
+  (this as DaemonSocket)[CONN].lastHeard = Date.now();
+}
+
+function daemonSocketOnClose(this: WebSocket): void {
+  const { [CONN]: conn, [HUB]: hub } = this as DaemonSocket;
+  if (conn.mode !== DAEMON_MODES.closed) conn.setMode(DAEMON_MODES.closed);
+  hub.daemonClosed(conn);
+}
+
+function daemonSocketOnError(this: WebSocket, err: Error): void {
+  (this as DaemonSocket)[HUB].logger.debug({ err }, 'daemon socket error');
+}

@@ -1,0 +1,182 @@
+/**
+ * The dispatcher owns this node's daemon connections, grouped by runtime, and moves
+ * pending work onto them. Claims happen only here, on the node holding the socket, for
+ * one connection at a time and never beyond its free capacity. Every way work is found
+ * funnels into `pump(runtime, path)`: a wake-up hint (push), a daemon becoming ready
+ * (connect), a result freeing capacity (result), the periodic re-check (sweep) and the
+ * relay coming back (reconnect). Pumps of one runtime never overlap; a pump requested
+ * while one runs makes it go round once more.
+ */
+import type { Logger } from 'pino';
+import { type RequestRecord, type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
+import { isStoreError } from '../stores/errors.js';
+import { type RuntimeKeys, runtimeKeys } from '../stores/keys.js';
+import type { RequestStore, UpdateHint } from '../stores/store.js';
+import { DAEMON_MODES, type DaemonConnection } from './daemon-conn.js';
+import type { ClaimPath, HubMetrics } from './metrics.js';
+import type { Relay } from './relay.js';
+
+interface LocalRuntime {
+  rt: RuntimeRef;
+  keys: RuntimeKeys;
+  conns: Set<DaemonConnection>;
+  unsubscribe: (() => void)[];
+  pumping: Promise<void> | null;
+  again: ClaimPath | null;
+}
+
+export interface DispatcherDeps {
+  store: RequestStore;
+  relay: Relay;
+  nodeId: string;
+  metrics: HubMetrics;
+  logger: Logger;
+}
+
+export class Dispatcher {
+  readonly #runtimes = new Map<string, LocalRuntime>();
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  get connections(): DaemonConnection[] {
+    return [...this.#runtimes.values()].flatMap((r) => [...r.conns]);
+  }
+
+  /** Starts tracking a connection; subscribes to its runtime's hints on the first one. */
+  add(conn: DaemonConnection): void {
+    let local = this.#runtimes.get(conn.tag);
+    if (!local) {
+      const keys = runtimeKeys(this.deps.store.settings.prefix, conn.rt);
+      const entry: LocalRuntime = {
+        rt: conn.rt,
+        keys,
+        conns: new Set(),
+        unsubscribe: [],
+        pumping: null,
+        again: null,
+      };
+      entry.unsubscribe.push(
+        this.deps.relay.subscribe(keys.wake, () => void this.pump(conn.rt, 'push')),
+        this.deps.relay.subscribe(keys.updates, (m) => this.#onUpdate(entry, m)),
+      );
+      this.#runtimes.set(conn.tag, entry);
+      local = entry;
+    }
+    local.conns.add(conn);
+  }
+
+  /** Stops tracking a closed connection; unsubscribes when it was the runtime's last. */
+  remove(conn: DaemonConnection): void {
+    const local = this.#runtimes.get(conn.tag);
+    if (!local?.conns.delete(conn)) return;
+    if (local.conns.size === 0) {
+      for (const off of local.unsubscribe) off();
+      this.#runtimes.delete(conn.tag);
+    }
+  }
+
+  /** Claims and pushes work for one runtime until its local capacity or queue runs out. */
+  pump(rt: RuntimeRef, path: ClaimPath): Promise<void> {
+    const local = this.#runtimes.get(runtimeKeys(this.deps.store.settings.prefix, rt).tag);
+    if (!local) return Promise.resolve();
+    if (local.pumping) {
+      local.again = path;
+      return local.pumping;
+    }
+    local.pumping = (async () => {
+      let next: ClaimPath | null = path;
+      while (next) {
+        local.again = null;
+        await this.#fill(local, next);
+        next = local.again;
+      }
+    })()
+      .catch((err) => this.#storeFailure(err, 'pump'))
+      .finally(() => {
+        local.pumping = null;
+      });
+    return local.pumping;
+  }
+
+  /** Pumps every local runtime with free capacity (the timer and reconnect fallbacks). */
+  async pumpAll(path: ClaimPath): Promise<void> {
+    await Promise.all(
+      [...this.#runtimes.values()]
+        .filter((r) => [...r.conns].some((c) => c.free > 0))
+        .map((r) => this.pump(r.rt, path)),
+    );
+  }
+
+  /** A result for a request this node pushed: frees its slot and pulls the next one. */
+  settled(conn: DaemonConnection | undefined, rt: RuntimeRef, id: string): void {
+    const holder = conn?.inFlight.has(id) ? conn : this.#holder(rt, id);
+    if (holder?.inFlight.delete(id)) void this.pump(rt, 'result');
+  }
+
+  async #fill(local: LocalRuntime, path: ClaimPath): Promise<void> {
+    for (;;) {
+      const conn = [...local.conns].sort((a, b) => b.free - a.free)[0];
+      if (!conn || conn.free === 0) return;
+      const claimed = await this.deps.store.claim(local.rt, {
+        connectionId: conn.id,
+        nodeId: this.deps.nodeId,
+        max: conn.free,
+      });
+      if (claimed.length === 0) return;
+      this.deps.metrics.claims.inc({ path }, claimed.length);
+      this.deps.metrics.transitions.inc({ status: 'running' }, claimed.length);
+      for (const record of claimed) void this.#deliver(conn, record);
+    }
+  }
+
+  /** Pushes one claimed request; releases it when the socket cannot take it. */
+  async #deliver(conn: DaemonConnection, record: RequestRecord): Promise<void> {
+    if (conn.mode === DAEMON_MODES.ready) {
+      conn.inFlight.set(record.id, record.epoch);
+      const since = record.created_at;
+      if (await conn.send({ type: 'request', request: toDaemonRequest(record) })) {
+        this.deps.metrics.dispatchLatency.observe(Math.max(0, Date.now() - since) / 1000);
+        return;
+      }
+      conn.inFlight.delete(record.id);
+    }
+    this.deps.metrics.released.inc();
+    try {
+      await this.deps.store.release(conn.rt, record.id, record.epoch);
+    } catch (err) {
+      // Not released: the lease will expire and the sweeper requeues it.
+      this.#storeFailure(err, 'release');
+    }
+  }
+
+  /** State changes of a local runtime: tell daemons about work they no longer hold. */
+  #onUpdate(local: LocalRuntime, message: string): void {
+    let hint: UpdateHint;
+    try {
+      hint = JSON.parse(message) as UpdateHint;
+    } catch {
+      return;
+    }
+    const conn = this.#holder(local.rt, hint.id);
+    if (!conn) return;
+    const epoch = conn.inFlight.get(hint.id) as number;
+    if (hint.status === 'running' && hint.epoch === epoch) return;
+    conn.inFlight.delete(hint.id);
+    if (hint.status === 'cancelled') void conn.send({ type: 'cancel', id: hint.id, epoch });
+    else if (hint.status === 'pending' || hint.status === 'timeout' || hint.epoch !== epoch) {
+      void conn.send({ type: 'lease_lost', id: hint.id, epoch });
+    }
+    void this.pump(local.rt, 'result');
+  }
+
+  #holder(rt: RuntimeRef, id: string): DaemonConnection | undefined {
+    const local = this.#runtimes.get(runtimeKeys(this.deps.store.settings.prefix, rt).tag);
+    if (!local) return undefined;
+    for (const c of local.conns) if (c.inFlight.has(id)) return c;
+    return undefined;
+  }
+
+  #storeFailure(err: unknown, what: string): void {
+    if (isStoreError(err, 'store_unavailable')) this.deps.metrics.storeErrors.inc();
+    this.deps.logger.warn({ err, what }, 'dispatch step failed; the sweep will retry');
+  }
+}

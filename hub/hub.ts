@@ -1,0 +1,300 @@
+/**
+ * The hub: this node's realtime engine. It owns the dispatcher (daemon sockets and
+ * pushes), the client sockets, the sweeper, presence refreshes and the drain on
+ * shutdown, on top of a store (the truth) and a relay (the hints). The HTTP layer and
+ * the socket handlers call into it; it never imports from src/.
+ */
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import type { DaemonRequest, RequestRecord, RuntimeRef } from '../stores/domain.js';
+import { toDaemonRequest } from '../stores/domain.js';
+import { isStoreError } from '../stores/errors.js';
+import { newRequestId } from '../stores/ids.js';
+import { workspacePresenceChannel } from '../stores/keys.js';
+import type { Outcome, RequestStore } from '../stores/store.js';
+import { attachClientSocket } from './client-socket.js';
+import { DAEMON_MODES, type DaemonConnection } from './daemon-conn.js';
+import { attachDaemonSocket } from './daemon-socket.js';
+import { Dispatcher } from './dispatcher.js';
+import type { SocketHost } from './host.js';
+import { HubMetrics } from './metrics.js';
+import { CLOSE } from './protocol.js';
+import type { Relay } from './relay.js';
+import { type HubSettings, presenceTtl } from './settings.js';
+import { Sweeper } from './sweeper.js';
+import { waitForTerminal } from './waiters.js';
+
+export interface HubOptions {
+  store: RequestStore;
+  relay: Relay;
+  settings: HubSettings;
+  logger: Logger;
+}
+
+export class Hub implements SocketHost {
+  readonly store: RequestStore;
+  readonly relay: Relay;
+  readonly settings: HubSettings;
+  readonly logger: Logger;
+  readonly metrics: HubMetrics;
+  readonly dispatcher: Dispatcher;
+  readonly sweeper: Sweeper;
+  #draining = false;
+  #timer: NodeJS.Timeout | null = null;
+  #clients = 0;
+  /** Long-polls under way; aborted on shutdown so they answer at once. */
+  readonly #waits = new AbortController();
+
+  constructor(opts: HubOptions) {
+    this.store = opts.store;
+    this.relay = opts.relay;
+    this.settings = opts.settings;
+    this.logger = opts.logger;
+    this.metrics = new HubMetrics(opts.settings.nodeId);
+    const deps = {
+      store: this.store,
+      relay: this.relay,
+      nodeId: this.settings.nodeId,
+      metrics: this.metrics,
+      logger: this.logger,
+    };
+    this.dispatcher = new Dispatcher(deps);
+    this.sweeper = new Sweeper({
+      ...deps,
+      dispatcher: this.dispatcher,
+      intervalMs: this.settings.sweepIntervalMs,
+    });
+    this.relay.onReconnect(() => {
+      this.metrics.relayReconnects.inc();
+      this.logger.info('relay reconnected; draining every local runtime');
+      void this.dispatcher.pumpAll('reconnect');
+    });
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  start(): void {
+    this.sweeper.start();
+    this.#timer = setInterval(() => this.#heartbeatTick(), this.settings.heartbeatIntervalMs);
+    this.#timer.unref();
+  }
+
+  // ---- daemon websockets -------------------------------------------------------------
+
+  attachDaemon(
+    ws: WebSocket,
+    principal: { workspace: string; runtime: string; sub: string },
+  ): void {
+    attachDaemonSocket(this, ws, principal, newRequestId());
+  }
+
+  daemonOpened(conn: DaemonConnection): void {
+    this.metrics.sockets.inc({ kind: 'daemon' });
+    this.dispatcher.add(conn);
+  }
+
+  daemonReady(conn: DaemonConnection): void {
+    void this.#refreshPresence(conn, true);
+    void this.dispatcher.pump(conn.rt, 'connect');
+  }
+
+  daemonClosed(conn: DaemonConnection): void {
+    this.metrics.sockets.dec({ kind: 'daemon' });
+    this.dispatcher.remove(conn);
+    // Requests pushed to this socket stay running: their leases survive a reconnect, and
+    // the daemon may report them on another connection with the same epoch.
+    void this.store
+      .removeConnection(conn.rt, conn.id)
+      .then(() => this.#announce(conn.rt))
+      .catch((err) => this.logger.warn({ err }, 'could not remove connection presence'));
+  }
+
+  // ---- client websockets -------------------------------------------------------------
+
+  attachClient(ws: WebSocket, principal: { workspace: string }): void {
+    attachClientSocket(this, ws, principal.workspace);
+  }
+
+  clientOpened(): void {
+    this.#clients++;
+    this.metrics.sockets.inc({ kind: 'client' });
+  }
+
+  clientClosed(): void {
+    this.#clients--;
+    this.metrics.sockets.dec({ kind: 'client' });
+  }
+
+  // ---- what HTTP and sockets share ---------------------------------------------------
+
+  noteCreated(records: RequestRecord[]): void {
+    this.metrics.transitions.inc({ status: 'pending' }, records.length);
+  }
+
+  waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null> {
+    return waitForTerminal(this.store, this.relay, rt, id, waitMs, this.#waits.signal);
+  }
+
+  async report(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+    conn?: DaemonConnection,
+  ): Promise<RequestRecord> {
+    try {
+      const record = await this.store.report(rt, id, epoch, outcome);
+      this.metrics.transitions.inc({ status: record.status });
+      this.dispatcher.settled(conn, rt, id);
+      return record;
+    } catch (err) {
+      if (isStoreError(err, 'store_unavailable')) this.metrics.storeErrors.inc();
+      else this.dispatcher.settled(conn, rt, id); // fenced out: the slot is free either way
+      throw err;
+    }
+  }
+
+  renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {
+    return this.store.renew(rt, id, epoch);
+  }
+
+  /** The HTTP heartbeat: liveness first (never waits on work), then leases, then claims. */
+  async heartbeat(
+    rt: RuntimeRef,
+    daemonSub: string,
+    body: { max: number; leases: { id: string; epoch: number }[] },
+  ): Promise<{
+    requests: DaemonRequest[];
+    leases: { id: string; epoch: number; ok: boolean; lease_expires_at: string | null }[];
+    heartbeat_interval_ms: number;
+  }> {
+    await this.store.recordHeartbeat(rt, presenceTtl(this.settings));
+    const leases = await Promise.all(
+      body.leases.map(async ({ id, epoch }) => {
+        try {
+          const r = await this.store.renew(rt, id, epoch);
+          const at =
+            r.lease_expires_at === null ? null : new Date(r.lease_expires_at).toISOString();
+          return { id, epoch, ok: true, lease_expires_at: at };
+        } catch (err) {
+          if (isStoreError(err, 'store_unavailable')) throw err;
+          return { id, epoch, ok: false, lease_expires_at: null };
+        }
+      }),
+    );
+    const claimed =
+      body.max > 0 && !this.#draining
+        ? await this.store.claim(rt, {
+            connectionId: `http:${daemonSub}`,
+            nodeId: this.settings.nodeId,
+            max: body.max,
+          })
+        : [];
+    if (claimed.length) {
+      this.metrics.claims.inc({ path: 'heartbeat' }, claimed.length);
+      this.metrics.transitions.inc({ status: 'running' }, claimed.length);
+    }
+    return {
+      requests: claimed.map(toDaemonRequest),
+      leases,
+      heartbeat_interval_ms: this.settings.heartbeatIntervalMs,
+    };
+  }
+
+  async ready(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }> {
+    let store: boolean | string = true;
+    try {
+      await this.store.ping();
+    } catch (err) {
+      store = err instanceof Error ? err.message : 'unreachable';
+    }
+    const checks = { store, relay: this.relay.connected, draining: this.#draining };
+    return { ok: store === true && this.relay.connected && !this.#draining, checks };
+  }
+
+  // ---- shutdown -----------------------------------------------------------------------
+
+  /**
+   * The graceful path: stop pushing, tell daemons to reconnect elsewhere, answer
+   * long-polls, and close daemon sockets (1012) when they leave or the grace ends.
+   */
+  async drain(reason = 'node shutting down'): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    await this.sweeper.stop();
+    if (this.#timer) clearInterval(this.#timer);
+    this.#waits.abort();
+    const conns = this.dispatcher.connections;
+    for (const conn of conns) {
+      if (conn.mode !== DAEMON_MODES.closed) conn.setMode(DAEMON_MODES.draining);
+      void conn.send({ type: 'drain', reason });
+    }
+    const closed = conns.map(
+      (c) =>
+        new Promise<void>((resolve) =>
+          c.mode === 'closed' ? resolve() : c.ws.once('close', () => resolve()),
+        ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.settings.shutdownGraceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const c of conns) if (c.open) c.ws.close(CLOSE.serviceRestart, 'node shutting down');
+  }
+
+  async close(): Promise<void> {
+    await this.sweeper.stop();
+    if (this.#timer) clearInterval(this.#timer);
+    this.#waits.abort();
+  }
+
+  // ---- presence -----------------------------------------------------------------------
+
+  /**
+   * Every heartbeat interval: ping each daemon socket, terminate one silent for two
+   * intervals, and refresh presence (liveness never waits on work).
+   */
+  #heartbeatTick(): void {
+    const now = Date.now();
+    for (const conn of this.dispatcher.connections) {
+      if (now - conn.lastHeard > 2 * this.settings.heartbeatIntervalMs) {
+        conn.ws.terminate();
+        continue;
+      }
+      if (conn.open) conn.ws.ping();
+      if (conn.mode === DAEMON_MODES.ready) void this.#refreshPresence(conn, false);
+    }
+  }
+
+  async #refreshPresence(conn: DaemonConnection, announce: boolean): Promise<void> {
+    try {
+      await this.store.upsertConnection(
+        conn.rt,
+        {
+          connection_id: conn.id,
+          node_id: this.settings.nodeId,
+          capacity: conn.capacity,
+          in_flight: conn.inFlight.size,
+          connected_at: conn.connectedAt,
+        },
+        presenceTtl(this.settings),
+      );
+      if (announce) await this.#announce(conn.rt);
+    } catch (err) {
+      this.logger.warn({ err }, 'could not refresh connection presence');
+    }
+  }
+
+  #announce(rt: RuntimeRef): Promise<void> {
+    return this.relay.publish(
+      workspacePresenceChannel(this.store.settings.prefix, rt.workspace),
+      rt.runtime,
+    );
+  }
+}

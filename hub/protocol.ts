@@ -1,0 +1,149 @@
+/**
+ * Wire protocol v1 (DESIGN.md section 4): every websocket frame as a zod schema, frames
+ * as discriminated unions on `type`, types derived. Inbound frames are parsed with
+ * `safeParse` at the socket edge; past it, handlers trust their types.
+ */
+import { z } from 'zod';
+import { type DaemonRequest, ErrorInfo, type Request, RuntimeId } from '../stores/domain.js';
+
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  policyViolation: 1008,
+  tooBig: 1009,
+  serviceRestart: 1012,
+} as const;
+
+const Id = z.string().min(1).max(128);
+const Epoch = z.number().int().min(0);
+
+// daemon -> server
+export const ReadyFrame = z.strictObject({
+  type: z.literal('ready'),
+  capacity: z.number().int().min(0).max(1000),
+});
+export const RenewFrame = z.strictObject({ type: z.literal('renew'), id: Id, epoch: Epoch });
+export const ResultFrame = z.union([
+  z.strictObject({
+    type: z.literal('result'),
+    id: Id,
+    epoch: Epoch,
+    status: z.literal('completed'),
+    result: z.json().optional(),
+  }),
+  z.strictObject({
+    type: z.literal('result'),
+    id: Id,
+    epoch: Epoch,
+    status: z.literal('failed'),
+    error: ErrorInfo,
+  }),
+]);
+export const DaemonInbound = z.union([ReadyFrame, RenewFrame, ResultFrame]);
+export type DaemonInbound = z.infer<typeof DaemonInbound>;
+export type ResultFrame = z.infer<typeof ResultFrame>;
+
+// server -> daemon
+export type DaemonOutbound =
+  | {
+      type: 'hello';
+      node_id: string;
+      connection_id: string;
+      heartbeat_interval_ms: number;
+      lease_ms: number;
+      max_payload_bytes: number;
+    }
+  | { type: 'request'; request: DaemonRequest }
+  | { type: 'renewed'; id: string; epoch: number; lease_expires_at: string }
+  | { type: 'lease_lost'; id: string; epoch: number }
+  | { type: 'ack'; id: string; epoch: number }
+  | {
+      type: 'nack';
+      id: string;
+      epoch: number;
+      code: 'lease_lost' | 'store_unavailable' | 'invalid_message';
+      retry: boolean;
+    }
+  | { type: 'cancel'; id: string; epoch: number }
+  | { type: 'drain'; reason: string }
+  | ErrorFrame;
+
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+// client -> server
+const RequestIds = z.array(Id).min(1).max(500);
+export const SubscribeFrame = z.strictObject({
+  type: z.literal('subscribe'),
+  runtime: RuntimeId,
+  requests: RequestIds.optional(),
+});
+export const UnsubscribeFrame = z.strictObject({
+  type: z.literal('unsubscribe'),
+  runtime: RuntimeId,
+  requests: RequestIds.optional(),
+});
+export const ClientInbound = z.discriminatedUnion('type', [SubscribeFrame, UnsubscribeFrame]);
+export type ClientInbound = z.infer<typeof ClientInbound>;
+
+// server -> client
+export const RuntimeInfoSchema = z.object({
+  id: z.string(),
+  online: z.boolean(),
+  last_seen_at: z.string().nullable(),
+  connections: z.array(
+    z.object({
+      connection_id: z.string(),
+      node_id: z.string(),
+      capacity: z.number(),
+      in_flight: z.number(),
+      connected_at: z.string(),
+    }),
+  ),
+  pending: z.number(),
+  running: z.number(),
+});
+export type ClientOutbound =
+  | {
+      type: 'snapshot';
+      runtime: string;
+      requests: Request[];
+      runtime_info: z.infer<typeof RuntimeInfoSchema>;
+    }
+  | { type: 'request'; request: Request }
+  | { type: 'runtime'; runtime_info: z.infer<typeof RuntimeInfoSchema> }
+  | ErrorFrame;
+
+/** Parses one text frame: JSON first, then the schema. Never throws. */
+export function parseFrame<T>(
+  schema: z.ZodType<T>,
+  raw: string,
+): { ok: true; frame: T } | { ok: false; error: ErrorFrame } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: errorFrame('invalid_message', 'frame is not valid JSON') };
+  }
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return { ok: true, frame: parsed.data };
+  const type = (json as { type?: unknown } | null)?.type;
+  const issue = parsed.error.issues[0];
+  const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+  return {
+    ok: false,
+    error: errorFrame(
+      'invalid_message',
+      typeof type === 'string'
+        ? `invalid "${type}" frame${where}: ${issue?.message ?? 'invalid'}`
+        : 'frame has no valid "type"',
+    ),
+  };
+}
+
+export function errorFrame(code: string, message: string): ErrorFrame {
+  return { type: 'error', code, message };
+}

@@ -1,0 +1,132 @@
+/**
+ * The relay carries hints between nodes: Redis pub/sub in a cluster, the in-process bus
+ * when embedded. Subscriptions are reference-counted per channel: the first listener
+ * subscribes, the last one leaving unsubscribes. After the subscriber connection comes
+ * back, `onReconnect` listeners run (the node re-drains: hints sent meanwhile are gone).
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { Bus } from '../stores/bus.js';
+
+export type HintListener = (message: string) => void;
+
+export interface Relay {
+  subscribe(channel: string, listener: HintListener): () => void;
+  publish(channel: string, message: string): Promise<void>;
+  onReconnect(listener: () => void): void;
+  /** Whether the subscriber connection is up (readiness). */
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+/** Reference-counted listener sets; subclasses do the actual (un)subscribe. */
+abstract class CountedRelay implements Relay {
+  protected readonly listeners = new Map<string, Set<HintListener>>();
+  protected readonly reconnectListeners: (() => void)[] = [];
+  abstract readonly connected: boolean;
+  protected abstract attach(channel: string): void;
+  protected abstract detach(channel: string): void;
+  abstract publish(channel: string, message: string): Promise<void>;
+  abstract close(): Promise<void>;
+
+  subscribe(channel: string, listener: HintListener): () => void {
+    let set = this.listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(channel, set);
+      this.attach(channel);
+    }
+    set.add(listener);
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      const current = this.listeners.get(channel);
+      if (!current) return;
+      current.delete(listener);
+      if (current.size === 0) {
+        this.listeners.delete(channel);
+        this.detach(channel);
+      }
+    };
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  protected deliver(channel: string, message: string): void {
+    const set = this.listeners.get(channel);
+    if (!set) return;
+    for (const listener of [...set]) listener(message);
+  }
+}
+
+export class MemoryRelay extends CountedRelay {
+  readonly connected = true;
+  readonly #unsubscribe = new Map<string, () => void>();
+  constructor(private readonly bus: Bus) {
+    super();
+  }
+  protected attach(channel: string): void {
+    this.#unsubscribe.set(
+      channel,
+      this.bus.subscribe(channel, (m) => this.deliver(channel, m)),
+    );
+  }
+  protected detach(channel: string): void {
+    this.#unsubscribe.get(channel)?.();
+    this.#unsubscribe.delete(channel);
+  }
+  async publish(channel: string, message: string): Promise<void> {
+    this.bus.publish(channel, message);
+  }
+  async close(): Promise<void> {
+    for (const off of this.#unsubscribe.values()) off();
+    this.#unsubscribe.clear();
+  }
+}
+
+/**
+ * `sub` is a dedicated subscriber connection (ioredis resubscribes its channels by itself
+ * after a reconnect); `pub` is any command connection.
+ */
+export class RedisRelay extends CountedRelay {
+  #readyOnce = false;
+  #closed = false;
+  constructor(
+    private readonly sub: Redis | Cluster,
+    private readonly pub: Redis | Cluster,
+    private readonly onError: (err: Error) => void,
+  ) {
+    super();
+    sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
+    sub.on('ready', () => {
+      if (this.#readyOnce && !this.#closed) {
+        for (const listener of this.reconnectListeners) listener();
+      }
+      this.#readyOnce = true;
+    });
+    if (sub.status === 'ready') this.#readyOnce = true;
+  }
+
+  get connected(): boolean {
+    return this.sub.status === 'ready';
+  }
+
+  protected attach(channel: string): void {
+    this.sub.subscribe(channel).catch(this.onError);
+  }
+
+  protected detach(channel: string): void {
+    this.sub.unsubscribe(channel).catch(this.onError);
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.pub.publish(channel, message);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.sub.disconnect();
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The sweeper: every interval, this node takes the sweep buckets it can lock and runs
+ * the expire transition for each runtime in them (deadlines, leases, retention, stale
+ * connections of dead nodes), then re-checks its own runtimes with free capacity for
+ * pending work (the timer fallback for lost wake-ups). No leader: a bucket's lock
+ * lapses when its node dies and another node takes it.
+ */
+import type { Logger } from 'pino';
+import { SWEEP_BUCKETS, workspacePresenceChannel } from '../stores/keys.js';
+import type { RequestStore } from '../stores/store.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { HubMetrics } from './metrics.js';
+import type { Relay } from './relay.js';
+
+export interface SweeperDeps {
+  store: RequestStore;
+  relay: Relay;
+  dispatcher: Dispatcher;
+  metrics: HubMetrics;
+  logger: Logger;
+  nodeId: string;
+  intervalMs: number;
+}
+
+export class Sweeper {
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+  constructor(private readonly deps: SweeperDeps) {}
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.tick(), this.deps.intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#running;
+  }
+
+  /** One pass; overlapping calls share the pass under way. */
+  tick(): Promise<void> {
+    if (!this.#running) {
+      this.#running = this.#pass().finally(() => {
+        this.#running = null;
+      });
+    }
+    return this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    const { store, logger } = this.deps;
+    try {
+      for (let bucket = 0; bucket < SWEEP_BUCKETS; bucket++) {
+        // Hold the lock a little under two intervals: this node keeps the bucket while it
+        // lives; a dead node's buckets pass on within two intervals.
+        if (!(await store.lockBucket(bucket, this.deps.nodeId, this.deps.intervalMs * 2))) continue;
+        for (const rt of await store.sweepCandidates(bucket)) {
+          const out = await store.expire(rt);
+          if (out.timedOut.length)
+            this.deps.metrics.sweeps.inc({ change: 'timeout' }, out.timedOut.length);
+          if (out.requeued.length)
+            this.deps.metrics.sweeps.inc({ change: 'requeue' }, out.requeued.length);
+          if (out.timedOut.length)
+            this.deps.metrics.transitions.inc({ status: 'timeout' }, out.timedOut.length);
+          if (out.staleConnections > 0) {
+            await this.deps.relay.publish(
+              workspacePresenceChannel(store.settings.prefix, rt.workspace),
+              rt.runtime,
+            );
+          }
+          if (out.live === 0 && out.retained === 0) await store.forgetIfIdle(rt);
+        }
+      }
+    } catch (err) {
+      logger.warn({ err }, 'sweep pass failed; the next one retries');
+    }
+    await this.deps.dispatcher.pumpAll('sweep');
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Tokens (DESIGN.md section 4, Auth): HS256 JWTs signed with HUB_SECRET, claims `sub`,
+ * `ws` (workspace), `role` and, for daemons, `rt` (the runtime). Claims are a zod schema;
+ * `verify` accepts only HS256 with an `exp`, and answers every failure with the same
+ * 401 so a caller cannot tell a forged token from an expired one.
+ *
+ * @example
+ * const auth = new Auth(config.hubSecret);
+ * const token = await auth.sign({ sub: 'ci', ws: 'acme', role: 'daemon', rt: 'laptop' }, '30d');
+ * const principal = await auth.verify(token); // { sub, workspace, role, runtime }
+ */
+import { jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
+import { RuntimeId, WorkspaceId } from '../stores/domain.js';
+import { HttpError } from './http/errors.js';
+
+const ALG = 'HS256';
+/** Node clocks may drift apart a little; a token is not rejected for a few seconds. */
+const CLOCK_TOLERANCE_S = 5;
+export const MIN_SECRET_BYTES = 32;
+
+export const Role = z.enum(['client', 'daemon']);
+export type Role = z.infer<typeof Role>;
+
+/** What a token says, as signed. */
+export const TokenClaims = z
+  .object({
+    sub: z.string().min(1).max(256),
+    ws: WorkspaceId,
+    role: Role,
+    rt: RuntimeId.optional(),
+  })
+  .refine((c) => c.role !== 'daemon' || c.rt !== undefined, {
+    message: 'a daemon token needs rt (its runtime)',
+    path: ['rt'],
+  });
+export type TokenClaims = z.infer<typeof TokenClaims>;
+
+/** Who is calling, once the token is verified. */
+export interface Principal {
+  sub: string;
+  workspace: string;
+  role: Role;
+  /** The daemon's runtime (daemon tokens only). */
+  runtime?: string;
+}
+
+const unauthorized = (): HttpError =>
+  new HttpError(401, 'unauthorized', 'missing, invalid or expired token');
+
+export class Auth {
+  readonly #key: Uint8Array;
+
+  constructor(secret: string) {
+    this.#key = new TextEncoder().encode(secret);
+    if (this.#key.byteLength < MIN_SECRET_BYTES) {
+      throw new Error(`the token secret must be at least ${MIN_SECRET_BYTES} bytes`);
+    }
+  }
+
+  /**
+   * Mints a token. `ttl` is a jose duration ('30d', '2h') or a number of seconds.
+   * Throws when the claims are invalid (e.g. a daemon token without `rt`).
+   */
+  async sign(claims: TokenClaims, ttl: string | number): Promise<string> {
+    const parsed = TokenClaims.safeParse(claims);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Error(`invalid token claims: ${issue?.path.join('.')}: ${issue?.message}`);
+    }
+    if (typeof ttl === 'number' && !(Number.isFinite(ttl) && ttl > 0)) {
+      throw new Error(`invalid token ttl: ${ttl}`);
+    }
+    const { sub, ws, role, rt } = parsed.data;
+    const exp = typeof ttl === 'number' ? Math.floor(Date.now() / 1000) + Math.ceil(ttl) : ttl;
+    return new SignJWT(rt === undefined ? { ws, role } : { ws, role, rt })
+      .setProtectedHeader({ alg: ALG, typ: 'JWT' })
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(this.#key);
+  }
+
+  /** Verifies a token; rejects `HttpError(401, 'unauthorized')` whatever is wrong with it. */
+  async verify(token: string): Promise<Principal> {
+    let payload: unknown;
+    try {
+      ({ payload } = await jwtVerify(token, this.#key, {
+        algorithms: [ALG],
+        requiredClaims: ['exp', 'sub'],
+        clockTolerance: CLOCK_TOLERANCE_S,
+      }));
+    } catch {
+      throw unauthorized();
+    }
+    const claims = TokenClaims.safeParse(payload);
+    if (!claims.success) throw unauthorized();
+    const { sub, ws, role, rt } = claims.data;
+    if (role === 'daemon') return { sub, workspace: ws, role, runtime: rt as string };
+    return { sub, workspace: ws, role };
+  }
+}
+
+/**
+ * The token of a call: `Authorization: Bearer <token>`, else the `access_token` query
+ * parameter (websockets only: browsers cannot set headers on them). Undefined when
+ * neither holds one; a malformed Authorization header counts as none.
+ */
+export function bearerToken(
+  headerValue: string | null | undefined,
+  queryValue?: string | null,
+): string | undefined {
+  if (headerValue) {
+    const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(headerValue);
+    return match?.[1];
+  }
+  return queryValue ? queryValue : undefined;
+}

@@ -1,0 +1,63 @@
+/**
+ * The request context every route shares (request id, per-request logger, the verified
+ * principal) and the guards in front of /v1: draining and the role check.
+ */
+import type { MiddlewareHandler } from 'hono';
+import type { Logger } from 'pino';
+import type { RuntimeRef } from '../../stores/domain.js';
+import { type Auth, bearerToken, type Principal, type Role } from '../auth.js';
+import type { Config } from '../config.js';
+import { HttpError } from './errors.js';
+import type { HubApi } from './hub-api.js';
+
+/** What the HTTP app is built from (the node assembles it). */
+export interface AppDeps {
+  hub: HubApi;
+  auth: Auth;
+  config: Config;
+  logger: Logger;
+  metricsText(): Promise<{ contentType: string; body: string }>;
+  ready(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
+  /** GET / ; a placeholder page until the dashboard exists. */
+  dashboardHtml?: () => string;
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    principal: Principal;
+  };
+}
+
+/** While the node shuts down, new /v1 calls go elsewhere (the load balancer retries). */
+export function rejectWhileDraining(hub: HubApi): MiddlewareHandler<AppEnv> {
+  return async (_c, next) => {
+    if (hub.draining) throw new HttpError(503, 'draining', 'this node is shutting down');
+    await next();
+  };
+}
+
+/**
+ * Verifies the bearer token (header only: query-string tokens are for websockets) and
+ * requires `role`: no or a bad token -> 401, the other role -> 403.
+ */
+export function requireRole(auth: Auth, role: Role): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const token = bearerToken(c.req.header('authorization'));
+    if (token === undefined) {
+      throw new HttpError(401, 'unauthorized', 'missing, invalid or expired token');
+    }
+    const principal = await auth.verify(token);
+    if (principal.role !== role) {
+      throw new HttpError(403, 'forbidden', `this route needs a ${role} token`);
+    }
+    c.set('principal', principal);
+    await next();
+  };
+}
+
+/** The daemon's runtime: a daemon token always names one. */
+export function daemonRuntime(principal: Principal): RuntimeRef {
+  return { workspace: principal.workspace, runtime: principal.runtime as string };
+}

@@ -1,0 +1,77 @@
+/**
+ * Daemon routes (role daemon), mounted at /v1/daemon: the polling fallback for daemons
+ * without a websocket. The runtime comes from the token. A result or renew the store
+ * refuses for any fencing reason (lease lost, already terminal, no such id) answers
+ * 409 `lease_lost`: all a daemon needs to know is that the request is no longer its own.
+ */
+import { Hono } from 'hono';
+import { toApiRequest } from '../../stores/domain.js';
+import { isStoreError } from '../../stores/errors.js';
+import type { Outcome } from '../../stores/store.js';
+import { type AppEnv, daemonRuntime } from './context.js';
+import { HttpError } from './errors.js';
+import type { HubApi } from './hub-api.js';
+import { HeartbeatBody, RenewBody, ResultBody } from './schemas.js';
+import { readJson, requestIdParam } from './validate.js';
+
+const leaseLost = (cause?: unknown): HttpError =>
+  new HttpError(
+    409,
+    'lease_lost',
+    'the lease for this request is no longer held at this epoch',
+    undefined,
+    {
+      cause,
+    },
+  );
+
+/** Turns the store's fencing refusals into `lease_lost`; anything else passes through. */
+async function fenced<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (
+      isStoreError(err, 'lease_lost') ||
+      isStoreError(err, 'already_terminal') ||
+      isStoreError(err, 'not_found')
+    ) {
+      throw leaseLost(err);
+    }
+    throw err;
+  }
+}
+
+export function daemonRoutes(hub: HubApi): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+
+  routes.post('/heartbeat', async (c) => {
+    const body = await readJson(c, HeartbeatBody, {});
+    const principal = c.get('principal');
+    return c.json(await hub.heartbeat(daemonRuntime(principal), principal.sub, body));
+  });
+
+  routes.post('/requests/:id/result', async (c) => {
+    const body = await readJson(c, ResultBody);
+    const id = requestIdParam(c);
+    if (id === undefined) throw leaseLost();
+    const outcome: Outcome =
+      body.status === 'completed'
+        ? { status: 'completed', result: body.result ?? null }
+        : { status: 'failed', error: body.error };
+    const rt = daemonRuntime(c.get('principal'));
+    const record = await fenced(() => hub.report(rt, id, body.epoch, outcome));
+    return c.json({ request: toApiRequest(record) });
+  });
+
+  routes.post('/requests/:id/renew', async (c) => {
+    const { epoch } = await readJson(c, RenewBody);
+    const id = requestIdParam(c);
+    if (id === undefined) throw leaseLost();
+    const rt = daemonRuntime(c.get('principal'));
+    const record = await fenced(() => hub.renew(rt, id, epoch));
+    if (record.lease_expires_at === null) throw leaseLost();
+    return c.json({ lease_expires_at: new Date(record.lease_expires_at).toISOString() });
+  });
+
+  return routes;
+}

@@ -1,0 +1,31 @@
+/**
+ * What the HTTP layer needs of the hub. The hub's `Hub` class implements it
+ * structurally; tests stub it over a MemoryStore.
+ */
+import type { DaemonRequest, RequestRecord, RuntimeRef } from '../../stores/domain.js';
+import type { Outcome, RequestStore } from '../../stores/store.js';
+
+export interface HubApi {
+  readonly store: RequestStore;
+  /** True once the node is shutting down: every /v1 route answers 503 `draining`. */
+  readonly draining: boolean;
+  /**
+   * Counts a created request etc. for metrics; call after each successful store
+   * create/createBatch/cancel/retry with the records it returned (new pending records,
+   * or the cancelled one). An idempotent replay of a create is not reported.
+   */
+  noteCreated(records: RequestRecord[]): void;
+  /** The record once terminal, or as it is after `waitMs`; null when it does not exist. */
+  waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null>;
+  heartbeat(
+    rt: RuntimeRef,
+    daemonSub: string,
+    body: { max: number; leases: { id: string; epoch: number }[] },
+  ): Promise<{
+    requests: DaemonRequest[];
+    leases: { id: string; epoch: number; ok: boolean; lease_expires_at: string | null }[];
+    heartbeat_interval_ms: number;
+  }>;
+  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
+  renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
+}

@@ -1,0 +1,74 @@
+/**
+ * Schemas of the HTTP edge that stores/domain.ts does not already hold: the daemon
+ * bodies, the query strings and the error body. Types are derived, never written twice.
+ */
+import { z } from 'zod';
+import { MAX_WAIT_MS } from '../../hub/settings.js';
+import { DaemonRequest, ErrorInfo, ID_PATTERN, Status } from '../../stores/domain.js';
+
+const RequestId = z.string().regex(ID_PATTERN, 'expected a request id');
+const Epoch = z.number().int().min(0);
+
+/** Most leases one heartbeat may renew. */
+export const MAX_HEARTBEAT_LEASES = 1000;
+
+export const HeartbeatBody = z.strictObject({
+  max: z.number().int().min(0).max(100).default(1),
+  leases: z
+    .array(z.strictObject({ id: RequestId, epoch: Epoch }))
+    .max(MAX_HEARTBEAT_LEASES)
+    .default([]),
+});
+export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
+
+export const ResultBody = z.discriminatedUnion('status', [
+  z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: z.json().optional() }),
+  z.strictObject({ epoch: Epoch, status: z.literal('failed'), error: ErrorInfo }),
+]);
+export type ResultBody = z.infer<typeof ResultBody>;
+
+export const RenewBody = z.strictObject({ epoch: Epoch });
+
+/** Cancel takes an optional body: a reason recorded in the request's error message. */
+export const CancelBody = z.strictObject({ reason: z.string().min(1).max(1024).optional() });
+
+/** `GET .../requests/:id?wait_ms=N`: long-poll until terminal, at most 60 s. */
+export const GetQuery = z.object({
+  wait_ms: z.coerce.number().int().min(0).max(MAX_WAIT_MS).optional(),
+});
+
+export const ListQuery = z.object({
+  status: Status.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().min(1).max(1024).optional(),
+});
+
+/** `Idempotency-Key`: 1..255 printable ASCII characters, no spaces. */
+export const IdempotencyKey = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'expected 1..255 printable ASCII characters without spaces');
+
+export const ErrorBodySchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z
+      .array(z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string() }))
+      .optional(),
+  }),
+});
+
+export const RenewResponse = z.object({ lease_expires_at: z.string() });
+
+export const HeartbeatResponse = z.object({
+  requests: z.array(DaemonRequest),
+  leases: z.array(
+    z.object({
+      id: z.string(),
+      epoch: z.number().int(),
+      ok: z.boolean(),
+      lease_expires_at: z.string().nullable(),
+    }),
+  ),
+  heartbeat_interval_ms: z.number().int(),
+});
