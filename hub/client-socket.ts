@@ -3,7 +3,8 @@
  * requests), gets a snapshot, then every state change and presence change. Per
  * subscription the order is: subscribe to hints, read the snapshot, send it, then
  * forward hints (those that arrived meanwhile are replayed after the snapshot), so no
- * change between the read and the first hint is missed.
+ * change between the read and the first hint is missed. Hints sent while the relay was
+ * disconnected are gone: after it reconnects, every subscription is read again.
  */
 import type { RawData, WebSocket } from 'ws';
 import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
@@ -31,13 +32,24 @@ interface ClientState {
   subs: Map<string, Subscription>;
   /** Last state sent per request id (`status:epoch`), so repeats are not resent. */
   sent: Map<string, string>;
+  offReconnect: () => void;
 }
 
 const STATE = Symbol('clientState');
 type ClientSocket = WebSocket & { [STATE]: ClientState };
 
 export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): void {
-  (ws as ClientSocket)[STATE] = { hub, workspace, subs: new Map(), sent: new Map() };
+  const state: ClientState = {
+    hub,
+    workspace,
+    subs: new Map(),
+    sent: new Map(),
+    offReconnect: () => {},
+  };
+  state.offReconnect = hub.relay.onReconnect(() => {
+    for (const sub of state.subs.values()) void refresh(ws, state, sub);
+  });
+  (ws as ClientSocket)[STATE] = state;
   ws.on('message', clientSocketOnMessage);
   ws.on('close', clientSocketOnClose);
   ws.on('error', () => {});
@@ -49,6 +61,16 @@ function send(ws: WebSocket, frame: ClientOutbound): void {
 }
 
 function clientSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  try {
+    onFrame(this, data, isBinary);
+  } catch (err) {
+    // A frame must never take the node down: report it and keep the socket.
+    (this as ClientSocket)[STATE].hub.logger.error({ err }, 'client frame handler failed');
+    send(this, errorFrame('invalid_message', 'frame could not be handled'));
+  }
+}
+
+function onFrame(ws: WebSocket, data: RawData, isBinary: boolean): void {
   const parsed = isBinary
     ? ({
         ok: false,
@@ -56,13 +78,13 @@ function clientSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean
       } as const)
     : parseFrame(ClientInbound, data.toString());
   if (!parsed.ok) {
-    send(this, parsed.error);
+    send(ws, parsed.error);
     return;
   }
-  const state = (this as ClientSocket)[STATE];
+  const state = (ws as ClientSocket)[STATE];
   const frame = parsed.frame;
   const rt = { workspace: state.workspace, runtime: frame.runtime };
-  if (frame.type === 'subscribe') void subscribe(this, state, rt, frame.requests);
+  if (frame.type === 'subscribe') void subscribe(ws, state, rt, frame.requests);
   else unsubscribe(state, rt, frame.requests);
 }
 
@@ -141,13 +163,30 @@ function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: s
 async function forward(ws: WebSocket, state: ClientState, rt: RuntimeRef, id: string) {
   try {
     const record = await state.hub.store.get(rt, id);
-    if (!record) return;
-    const mark = `${record.status}:${record.epoch}`;
-    if (state.sent.get(id) === mark) return;
-    remember(state, id, mark);
-    send(ws, { type: 'request', request: toApiRequest(record) });
+    if (record) sendIfChanged(ws, state, record);
   } catch {
     // The next hint or a resubscribe brings the state; the store is down right now.
+  }
+}
+
+function sendIfChanged(ws: WebSocket, state: ClientState, record: RequestRecord): void {
+  const mark = `${record.status}:${record.epoch}`;
+  if (state.sent.get(record.id) === mark) return;
+  remember(state, record.id, mark);
+  send(ws, { type: 'request', request: toApiRequest(record) });
+}
+
+/** Reads a subscription again (after lost hints) and sends whatever changed. */
+async function refresh(ws: WebSocket, state: ClientState, sub: Subscription): Promise<void> {
+  try {
+    const { store } = state.hub;
+    const records = sub.ids
+      ? await Promise.all([...sub.ids].map((id) => store.get(sub.rt, id)))
+      : (await store.list(sub.rt, { limit: SNAPSHOT_LIMIT })).requests;
+    for (const r of records) if (r) sendIfChanged(ws, state, r);
+    await sendRuntime(ws, state, sub);
+  } catch {
+    // store down: the next reconnect or hint brings the state
   }
 }
 
@@ -175,6 +214,7 @@ function emptyRuntime(id: string) {
 
 function clientSocketOnClose(this: WebSocket): void {
   const state = (this as ClientSocket)[STATE];
+  state.offReconnect();
   for (const sub of state.subs.values()) for (const off of sub.unsubscribe) off();
   state.subs.clear();
   state.hub.clientClosed();

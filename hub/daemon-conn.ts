@@ -36,6 +36,8 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
   capacity = 0;
   /** Requests pushed to this socket and not yet reported: id -> epoch. */
   readonly inFlight = new Map<string, number>();
+  /** Ids whose result from this socket is being stored: their slot frees after the ack. */
+  readonly reporting = new Set<string>();
   readonly connectedAt = Date.now();
   /** Times of recent invalid frames (flood detection). */
   invalidFrames: number[] = [];

@@ -50,6 +50,16 @@ export function attachDaemonSocket(
 
 function daemonSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
   const { [CONN]: conn, [HUB]: hub } = this as DaemonSocket;
+  try {
+    onFrame(hub, conn, data, isBinary);
+  } catch (err) {
+    // A frame must never take the node down: report it and keep the socket.
+    hub.logger.error({ err }, 'daemon frame handler failed');
+    invalid(conn, 'frame could not be handled');
+  }
+}
+
+function onFrame(hub: Hub, conn: DaemonConnection, data: RawData, isBinary: boolean): void {
   conn.lastHeard = Date.now();
   if (isBinary) {
     invalid(conn, 'binary frames are not part of the protocol');
@@ -96,8 +106,13 @@ async function renew(hub: Hub, conn: DaemonConnection, id: string, epoch: number
   }
 }
 
+/**
+ * A result frame. The slot it frees is released only after the ack went out, so the
+ * daemon never sees a new request before the ack that makes room for it.
+ */
 async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
   const { id, epoch } = frame;
+  conn.reporting.add(id);
   try {
     await hub.report(
       conn.rt,
@@ -106,9 +121,9 @@ async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
       frame.status === 'completed'
         ? { status: 'completed', result: frame.result ?? null }
         : { status: 'failed', error: frame.error },
-      conn,
     );
     await conn.send({ type: 'ack', id, epoch });
+    hub.settled(conn, id, epoch);
   } catch (err) {
     const retry = isStoreError(err, 'store_unavailable');
     await conn.send({
@@ -118,6 +133,10 @@ async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
       code: retry ? 'store_unavailable' : 'lease_lost',
       retry,
     });
+    // Refused at this epoch: whatever this socket held under it is no longer its own.
+    if (!retry) hub.settled(conn, id, epoch);
+  } finally {
+    conn.reporting.delete(id);
   }
 }
 

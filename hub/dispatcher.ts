@@ -106,10 +106,11 @@ export class Dispatcher {
     );
   }
 
-  /** A result for a request this node pushed: frees its slot and pulls the next one. */
-  settled(conn: DaemonConnection | undefined, rt: RuntimeRef, id: string): void {
-    const holder = conn?.inFlight.has(id) ? conn : this.#holder(rt, id);
-    if (holder?.inFlight.delete(id)) void this.pump(rt, 'result');
+  /** A socket's result for a request it holds at `epoch`: frees the slot, pulls the next. */
+  settled(conn: DaemonConnection, id: string, epoch: number): void {
+    if (conn.inFlight.get(id) !== epoch) return;
+    conn.inFlight.delete(id);
+    void this.pump(conn.rt, 'result');
   }
 
   async #fill(local: LocalRuntime, path: ClaimPath): Promise<void> {
@@ -148,7 +149,25 @@ export class Dispatcher {
     }
   }
 
-  /** State changes of a local runtime: tell daemons about work they no longer hold. */
+  /**
+   * After the relay reconnects, update hints may have been lost: read every in-flight
+   * request again, so a daemon still hears of a cancel or a lost lease.
+   */
+  async recheckInFlight(): Promise<void> {
+    const checks = [...this.#runtimes.values()].flatMap((local) =>
+      [...local.conns].flatMap((conn) =>
+        [...conn.inFlight.keys()].map(async (id) => {
+          const r = await this.deps.store.get(local.rt, id);
+          this.#reconcile(
+            local,
+            r ? { id, status: r.status, epoch: r.epoch } : { id, status: 'timeout', epoch: -1 },
+          );
+        }),
+      ),
+    );
+    await Promise.all(checks).catch((err) => this.#storeFailure(err, 'recheck'));
+  }
+
   #onUpdate(local: LocalRuntime, message: string): void {
     let hint: UpdateHint;
     try {
@@ -156,10 +175,19 @@ export class Dispatcher {
     } catch {
       return;
     }
+    this.#reconcile(local, hint);
+  }
+
+  /** A state change of a local runtime: tell daemons about work they no longer hold. */
+  #reconcile(local: LocalRuntime, hint: UpdateHint): void {
     const conn = this.#holder(local.rt, hint.id);
     if (!conn) return;
     const epoch = conn.inFlight.get(hint.id) as number;
-    if (hint.status === 'running' && hint.epoch === epoch) return;
+    // Older than the claim this socket holds, or that claim itself: nothing changed.
+    if (hint.epoch < epoch || (hint.status === 'running' && hint.epoch === epoch)) return;
+    // This socket's own result at its epoch: the socket handler frees the slot after the ack.
+    const ownResult = hint.status === 'completed' || hint.status === 'failed';
+    if (ownResult && hint.epoch === epoch && conn.reporting.has(hint.id)) return;
     conn.inFlight.delete(hint.id);
     if (hint.status === 'cancelled') void conn.send({ type: 'cancel', id: hint.id, epoch });
     else if (hint.status === 'pending' || hint.status === 'timeout' || hint.epoch !== epoch) {

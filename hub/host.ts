@@ -20,11 +20,7 @@ export interface SocketHost {
   clientOpened(): void;
   clientClosed(): void;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
-  report(
-    rt: RuntimeRef,
-    id: string,
-    epoch: number,
-    outcome: Outcome,
-    conn?: DaemonConnection,
-  ): Promise<RequestRecord>;
+  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
+  /** The socket's report of `id` at `epoch` is settled (acked, or refused for good). */
+  settled(conn: DaemonConnection, id: string, epoch: number): void;
 }

@@ -41,7 +41,6 @@ export class Hub implements SocketHost {
   readonly sweeper: Sweeper;
   #draining = false;
   #timer: NodeJS.Timeout | null = null;
-  #clients = 0;
   /** Long-polls under way; aborted on shutdown so they answer at once. */
   readonly #waits = new AbortController();
 
@@ -68,6 +67,7 @@ export class Hub implements SocketHost {
       this.metrics.relayReconnects.inc();
       this.logger.info('relay reconnected; draining every local runtime');
       void this.dispatcher.pumpAll('reconnect');
+      void this.dispatcher.recheckInFlight();
     });
   }
 
@@ -118,42 +118,47 @@ export class Hub implements SocketHost {
   }
 
   clientOpened(): void {
-    this.#clients++;
     this.metrics.sockets.inc({ kind: 'client' });
   }
 
   clientClosed(): void {
-    this.#clients--;
     this.metrics.sockets.dec({ kind: 'client' });
   }
 
   // ---- what HTTP and sockets share ---------------------------------------------------
 
-  noteCreated(records: RequestRecord[]): void {
-    this.metrics.transitions.inc({ status: 'pending' }, records.length);
+  /** Counts transitions the HTTP layer made (create, batch, cancel, retry) by new status. */
+  noteTransitions(records: RequestRecord[]): void {
+    for (const r of records) this.metrics.transitions.inc({ status: r.status });
   }
 
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null> {
     return waitForTerminal(this.store, this.relay, rt, id, waitMs, this.#waits.signal);
   }
 
+  /**
+   * Stores a daemon's result. Slots on this node's sockets are freed by the socket
+   * handler after its ack (`settled`), or by the update hint when the report came
+   * over HTTP or from another node.
+   */
   async report(
     rt: RuntimeRef,
     id: string,
     epoch: number,
     outcome: Outcome,
-    conn?: DaemonConnection,
   ): Promise<RequestRecord> {
     try {
       const record = await this.store.report(rt, id, epoch, outcome);
       this.metrics.transitions.inc({ status: record.status });
-      this.dispatcher.settled(conn, rt, id);
       return record;
     } catch (err) {
       if (isStoreError(err, 'store_unavailable')) this.metrics.storeErrors.inc();
-      else this.dispatcher.settled(conn, rt, id); // fenced out: the slot is free either way
       throw err;
     }
+  }
+
+  settled(conn: DaemonConnection, id: string, epoch: number): void {
+    this.dispatcher.settled(conn, id, epoch);
   }
 
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {

@@ -4,7 +4,13 @@
  * `safeParse` at the socket edge; past it, handlers trust their types.
  */
 import { z } from 'zod';
-import { type DaemonRequest, ErrorInfo, type Request, RuntimeId } from '../stores/domain.js';
+import {
+  type DaemonRequest,
+  ErrorInfo,
+  JsonValue,
+  type Request,
+  RuntimeId,
+} from '../stores/domain.js';
 
 export const CLOSE = {
   normal: 1000,
@@ -29,7 +35,7 @@ export const ResultFrame = z.union([
     id: Id,
     epoch: Epoch,
     status: z.literal('completed'),
-    result: z.json().optional(),
+    result: JsonValue.optional(),
   }),
   z.strictObject({
     type: z.literal('result'),

@@ -2,7 +2,9 @@
  * The relay carries hints between nodes: Redis pub/sub in a cluster, the in-process bus
  * when embedded. Subscriptions are reference-counted per channel: the first listener
  * subscribes, the last one leaving unsubscribes. After the subscriber connection comes
- * back, `onReconnect` listeners run (the node re-drains: hints sent meanwhile are gone).
+ * back, the relay resubscribes every channel and only then runs the `onReconnect`
+ * listeners: hints sent while it was away are gone, so the node re-drains its daemons'
+ * runtimes and its waiters and client sockets read again.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Bus } from '../stores/bus.js';
@@ -12,7 +14,8 @@ export type HintListener = (message: string) => void;
 export interface Relay {
   subscribe(channel: string, listener: HintListener): () => void;
   publish(channel: string, message: string): Promise<void>;
-  onReconnect(listener: () => void): void;
+  /** Returns the function that removes the listener. */
+  onReconnect(listener: () => void): () => void;
   /** Whether the subscriber connection is up (readiness). */
   readonly connected: boolean;
   close(): Promise<void>;
@@ -21,7 +24,7 @@ export interface Relay {
 /** Reference-counted listener sets; subclasses do the actual (un)subscribe. */
 abstract class CountedRelay implements Relay {
   protected readonly listeners = new Map<string, Set<HintListener>>();
-  protected readonly reconnectListeners: (() => void)[] = [];
+  protected readonly reconnectListeners = new Set<() => void>();
   abstract readonly connected: boolean;
   protected abstract attach(channel: string): void;
   protected abstract detach(channel: string): void;
@@ -50,8 +53,13 @@ abstract class CountedRelay implements Relay {
     };
   }
 
-  onReconnect(listener: () => void): void {
-    this.reconnectListeners.push(listener);
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
+  protected reconnected(): void {
+    for (const listener of [...this.reconnectListeners]) listener();
   }
 
   protected deliver(channel: string, message: string): void {
@@ -87,8 +95,10 @@ export class MemoryRelay extends CountedRelay {
 }
 
 /**
- * `sub` is a dedicated subscriber connection (ioredis resubscribes its channels by itself
- * after a reconnect); `pub` is any command connection.
+ * `sub` is a dedicated subscriber connection opened with `autoResubscribe: false`: this
+ * relay resubscribes by itself after a reconnect, so it knows when the subscriptions are
+ * live again (ioredis reports `ready` before its own resubscribe has landed). `pub` is
+ * any command connection.
  */
 export class RedisRelay extends CountedRelay {
   #readyOnce = false;
@@ -101,9 +111,7 @@ export class RedisRelay extends CountedRelay {
     super();
     sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
     sub.on('ready', () => {
-      if (this.#readyOnce && !this.#closed) {
-        for (const listener of this.reconnectListeners) listener();
-      }
+      if (this.#readyOnce && !this.#closed) void this.#resubscribe();
       this.#readyOnce = true;
     });
     if (sub.status === 'ready') this.#readyOnce = true;
@@ -111,6 +119,18 @@ export class RedisRelay extends CountedRelay {
 
   get connected(): boolean {
     return this.sub.status === 'ready';
+  }
+
+  async #resubscribe(): Promise<void> {
+    const channels = [...this.listeners.keys()];
+    try {
+      if (channels.length > 0) await this.sub.subscribe(...channels);
+    } catch (err) {
+      // The connection dropped again; its next 'ready' retries.
+      this.onError(err as Error);
+      return;
+    }
+    this.reconnected();
   }
 
   protected attach(channel: string): void {

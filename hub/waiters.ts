@@ -2,12 +2,15 @@
  * Long-poll waits (`GET .../requests/:id?wait_ms=N`): subscribe to the runtime's
  * updates first, then read, then wait, so a result landing between the read and the
  * wait is not missed. Answers as soon as the request is terminal, or after N ms with
- * its current state.
+ * its current state. Hints can be lost (the subscriber connection dropped): after the
+ * relay reconnects, and every RECHECK_MS regardless, the waiter reads the record again.
  */
 import { type RequestRecord, type RuntimeRef, TERMINAL } from '../stores/domain.js';
 import { runtimeKeys } from '../stores/keys.js';
 import type { RequestStore, UpdateHint } from '../stores/store.js';
 import type { Relay } from './relay.js';
+
+const RECHECK_MS = 5_000;
 
 export async function waitForTerminal(
   store: RequestStore,
@@ -17,29 +20,44 @@ export async function waitForTerminal(
   waitMs: number,
   abort?: AbortSignal,
 ): Promise<RequestRecord | null> {
-  let wake: () => void = () => {};
-  const woken = new Promise<void>((resolve) => {
-    wake = resolve;
-  });
+  // A signal (terminal hint, relay reconnect, abort) means: read again. It is cleared
+  // before each read, so one arriving while a read is under way is not lost.
+  let signalled = false;
+  let resume: (() => void) | null = null;
+  const signal = () => {
+    signalled = true;
+    resume?.();
+  };
   const unsubscribe = relay.subscribe(runtimeKeys(store.settings.prefix, rt).updates, (m) => {
     try {
       const hint = JSON.parse(m) as UpdateHint;
-      if (hint.id === id && TERMINAL.has(hint.status)) wake();
+      if (hint.id === id && TERMINAL.has(hint.status)) signal();
     } catch {
       // not a hint
     }
   });
-  const timer = setTimeout(wake, waitMs);
-  const onAbort = () => wake();
-  abort?.addEventListener('abort', onAbort, { once: true });
+  const offReconnect = relay.onReconnect(signal);
+  abort?.addEventListener('abort', signal);
+  const deadline = Date.now() + waitMs;
   try {
-    const first = await store.get(rt, id);
-    if (!first || TERMINAL.has(first.status) || waitMs <= 0) return first;
-    await woken;
-    return await store.get(rt, id);
+    for (;;) {
+      signalled = false;
+      const record = await store.get(rt, id);
+      const left = deadline - Date.now();
+      if (!record || TERMINAL.has(record.status) || left <= 0 || abort?.aborted) return record;
+      if (signalled) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, RECHECK_MS));
+        resume = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      resume = null;
+    }
   } finally {
-    clearTimeout(timer);
-    abort?.removeEventListener('abort', onAbort);
+    abort?.removeEventListener('abort', signal);
+    offReconnect();
     unsubscribe();
   }
 }

@@ -141,8 +141,10 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
     config,
     close() {
       closing ??= (async () => {
-        server.close();
+        // Draining first, still listening: /readyz answers 503 so load balancers move
+        // away, /v1 answers 503 draining, and new websocket upgrades are refused.
         await hub.drain();
+        server.close();
         for (const ws of sockets.clients) ws.close(1001, 'node shutting down');
         server.closeIdleConnections();
         const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
@@ -195,7 +197,7 @@ async function openStore(
   );
   const sub = await openRedis({ ...target, name: `${config.nodeId}:sub` }, onError, {
     enableOfflineQueue: true,
-    autoResubscribe: true,
+    autoResubscribe: false,
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
   });

@@ -6,6 +6,47 @@
  */
 import { z } from 'zod';
 
+/** Payloads and results nest at most this deep (deeper input is refused, not crashed on). */
+export const MAX_JSON_DEPTH = 64;
+
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/**
+ * A JSON value nested at most MAX_JSON_DEPTH levels, checked without recursion. Unlike
+ * `z.json()` it neither recurses (a deeply nested body cannot overflow the stack) nor
+ * rebuilds the value (a `__proto__` key survives as the plain key JSON.parse made it).
+ */
+export function isJsonValue(value: unknown, maxDepth = MAX_JSON_DEPTH): value is JsonValue {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return false;
+      continue;
+    }
+    if (typeof v !== 'object' || depth >= maxDepth) return false;
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push([item, depth + 1]);
+      continue;
+    }
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return false;
+    for (const item of Object.values(v)) stack.push([item, depth + 1]);
+  }
+  return true;
+}
+
+export const JsonValue = z.custom<JsonValue>((v) => isJsonValue(v), {
+  message: `expected a JSON value nested at most ${MAX_JSON_DEPTH} levels`,
+});
+
 export const ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 export const KIND_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -47,7 +88,7 @@ export interface RuntimeRef {
 /** What a client may set when it creates a request (the HTTP body). */
 export const CreateRequestBody = z.strictObject({
   kind: Kind,
-  payload: z.json().optional(),
+  payload: JsonValue.optional(),
   priority: z.number().int().min(0).max(9).optional(),
   max_attempts: z.number().int().min(1).max(20).optional(),
   pending_timeout_ms: z
@@ -71,7 +112,7 @@ export const Request = z.object({
   workspace_id: z.string(),
   runtime_id: z.string(),
   kind: z.string(),
-  payload: z.json(),
+  payload: JsonValue,
   status: Status,
   priority: z.number().int(),
   attempt: z.number().int(),
@@ -82,7 +123,7 @@ export const Request = z.object({
   finished_at: z.string().nullable(),
   pending_deadline: z.string().nullable(),
   lease_expires_at: z.string().nullable(),
-  result: z.json().nullable(),
+  result: JsonValue.nullable(),
   error: ErrorInfo.nullable(),
   created_by: z.string(),
 });
@@ -92,7 +133,7 @@ export type Request = z.infer<typeof Request>;
 export const DaemonRequest = z.object({
   id: z.string(),
   kind: z.string(),
-  payload: z.json(),
+  payload: JsonValue,
   epoch: z.number().int(),
   attempt: z.number().int(),
   created_at: z.string(),

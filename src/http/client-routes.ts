@@ -35,7 +35,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
       createdBy: c.get('principal').sub,
       idempotencyKey,
     });
-    if (created) hub.noteCreated([request]);
+    if (created) hub.noteTransitions([request]);
     return c.json(toApiRequest(request), created ? 201 : 200);
   });
 
@@ -45,7 +45,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const records = await hub.store.createBatch(rt, body.requests, {
       createdBy: c.get('principal').sub,
     });
-    hub.noteCreated(records);
+    hub.noteTransitions(records);
     return c.json({ requests: records.map(toApiRequest) }, 201);
   });
 
@@ -74,7 +74,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const id = requestIdParam(c);
     if (id === undefined) throw noSuchRequest();
     const record = await hub.store.cancel(rt, id, reason);
-    hub.noteCreated([record]);
+    hub.noteTransitions([record]);
     return c.json(toApiRequest(record));
   });
 
@@ -83,7 +83,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const id = requestIdParam(c);
     if (id === undefined) throw noSuchRequest();
     const record = await hub.store.retry(rt, id, { createdBy: c.get('principal').sub });
-    hub.noteCreated([record]);
+    hub.noteTransitions([record]);
     return c.json(toApiRequest(record), 201);
   });
 

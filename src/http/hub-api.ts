@@ -10,11 +10,11 @@ export interface HubApi {
   /** True once the node is shutting down: every /v1 route answers 503 `draining`. */
   readonly draining: boolean;
   /**
-   * Counts a created request etc. for metrics; call after each successful store
-   * create/createBatch/cancel/retry with the records it returned (new pending records,
-   * or the cancelled one). An idempotent replay of a create is not reported.
+   * Counts transitions for metrics, by each record's new status; call after each
+   * successful store create/createBatch/cancel/retry with the records it returned. An
+   * idempotent replay of a create is not reported.
    */
-  noteCreated(records: RequestRecord[]): void;
+  noteTransitions(records: RequestRecord[]): void;
   /** The record once terminal, or as it is after `waitMs`; null when it does not exist. */
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null>;
   heartbeat(

@@ -4,7 +4,14 @@
  */
 import { z } from 'zod';
 import { RuntimeInfoSchema } from '../../hub/protocol.js';
-import { CreateBatchBody, CreateRequestBody, DaemonRequest, Request } from '../../stores/domain.js';
+import {
+  CreateBatchBody,
+  CreateRequestBody,
+  DaemonRequest,
+  JsonValue,
+  MAX_JSON_DEPTH,
+  Request,
+} from '../../stores/domain.js';
 import { openApiPaths, REF } from './openapi-paths.js';
 import {
   CancelBody,
@@ -42,6 +49,7 @@ const OUTPUTS: Record<string, z.ZodType> = {
 
 function convert(schemas: Record<string, z.ZodType>, io: 'input' | 'output'): Record<string, Json> {
   const registry = z.registry<{ id: string }>();
+  registry.add(JsonValue, { id: 'JsonValue' });
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
   const out = z.toJSONSchema(registry, { uri: (id) => `${REF}${id}`, io, unrepresentable: 'any' });
   const result: Record<string, Json> = {};
@@ -53,26 +61,10 @@ function convert(schemas: Record<string, z.ZodType>, io: 'input' | 'output'): Re
   return result;
 }
 
-/**
- * The only recursive schema is `z.json()` (payloads and results): zod extracts it into a
- * `__shared` document; point those references at one `JsonValue` component instead.
- */
-function relink(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(relink);
-  if (node === null || typeof node !== 'object') return node;
-  const obj = node as Json;
-  if (typeof obj.$ref === 'string' && obj.$ref.startsWith(`${REF}__shared`)) {
-    return { $ref: `${REF}JsonValue` };
-  }
-  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, relink(v)]));
-}
-
 export function buildOpenApi(): Json {
-  const schemas = relink({
-    ...convert(INPUTS, 'input'),
-    ...convert(OUTPUTS, 'output'),
-  }) as Record<string, Json>;
-  schemas.JsonValue = { description: 'any JSON value' };
+  const schemas = { ...convert(INPUTS, 'input'), ...convert(OUTPUTS, 'output') };
+  // zod cannot describe the custom JSON check; say in words what it accepts.
+  schemas.JsonValue = { description: `any JSON value, nested at most ${MAX_JSON_DEPTH} levels` };
   return {
     openapi: '3.1.0',
     info: {

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { MAX_WAIT_MS } from '../../hub/settings.js';
-import { DaemonRequest, ErrorInfo, ID_PATTERN, Status } from '../../stores/domain.js';
+import { DaemonRequest, ErrorInfo, ID_PATTERN, JsonValue, Status } from '../../stores/domain.js';
 
 const RequestId = z.string().regex(ID_PATTERN, 'expected a request id');
 const Epoch = z.number().int().min(0);
@@ -22,7 +22,7 @@ export const HeartbeatBody = z.strictObject({
 export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 
 export const ResultBody = z.discriminatedUnion('status', [
-  z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: z.json().optional() }),
+  z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: JsonValue.optional() }),
   z.strictObject({ epoch: Epoch, status: z.literal('failed'), error: ErrorInfo }),
 ]);
 export type ResultBody = z.infer<typeof ResultBody>;

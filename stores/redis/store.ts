@@ -54,6 +54,7 @@ export class RedisStore implements RequestStore {
   readonly #redis: RedisConnection;
   readonly #owned: boolean;
   readonly #touched = new Map<string, number>();
+  readonly #listed = new Set<string>();
 
   constructor(redis: RedisConnection, settings: Partial<StoreSettings> = {}, owned = false) {
     this.settings = { ...DEFAULT_STORE_SETTINGS, ...settings };
@@ -112,28 +113,35 @@ export class RedisStore implements RequestStore {
   }
 
   /**
-   * Puts the runtime in its sweep bucket (and its workspace's list) before a create, so
-   * the sweeper enforces the new request's deadlines. Skipped while this instance's own
-   * touch is recent: the bucket entry cannot be dropped within IDLE_GRACE_MS of it.
+   * Puts the runtime in its sweep bucket before a create, so the sweeper enforces the
+   * new request's deadlines. Skipped while this instance's own touch is recent: the
+   * bucket entry cannot be dropped within IDLE_GRACE_MS of it.
    */
   async #touch(rt: RuntimeRef, tag: string): Promise<void> {
     const now = this.#now() ?? Date.now();
     const last = this.#touched.get(tag);
     if (last !== undefined && now - last < TOUCH_CACHE_MS) return;
     try {
-      await Promise.all([
-        this.#redis.zadd(sweepBucketKey(this.settings.prefix, sweepBucketOf(rt)), now, tag),
-        this.#redis.zadd(
-          workspaceRuntimesKey(this.settings.prefix, rt.workspace),
-          'NX',
-          now,
-          rt.runtime,
-        ),
-      ]);
+      await this.#redis.zadd(sweepBucketKey(this.settings.prefix, sweepBucketOf(rt)), now, tag);
     } catch (err) {
       throw unavailable(err);
     }
     this.#touched.set(tag, now);
+  }
+
+  /**
+   * Lists the runtime in its workspace once a create succeeded (a refused one leaves no
+   * trace). Only a listing: a failure here does not undo or fail the create.
+   */
+  async #known(rt: RuntimeRef, tag: string): Promise<void> {
+    if (this.#listed.has(tag)) return;
+    const key = workspaceRuntimesKey(this.settings.prefix, rt.workspace);
+    try {
+      await this.#redis.zadd(key, 'NX', this.#now() ?? Date.now(), rt.runtime);
+      this.#listed.add(tag);
+    } catch {
+      // listed on the next create, or when its daemon connects
+    }
   }
 
   #items(bodies: CreateRequestBody[], createdBy: string): CreateItem[] {
@@ -166,6 +174,7 @@ export class RedisStore implements RequestStore {
       number | Flat,
     ];
     if (reply[0] === 0) return { created: false, record: decodeRecord(reply[1] as Flat) };
+    await this.#known(rt, call.keys.tag);
     const now = Number(reply[1]);
     return { created: true, records: items.map((it) => newRecord(rt, it, now)) };
   }
@@ -249,9 +258,9 @@ export class RedisStore implements RequestStore {
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
     const newId = newRequestId(call.now ?? Date.now());
-    return decodeRecord(
-      (await this.#run('retry', runtimeArgs(call, [id, newId, opts.createdBy]))) as Flat,
-    );
+    const reply = await this.#run('retry', runtimeArgs(call, [id, newId, opts.createdBy]));
+    await this.#known(rt, call.keys.tag);
+    return decodeRecord(reply as Flat);
   }
 
   async expire(rt: RuntimeRef): Promise<ExpireResult> {

@@ -20,7 +20,7 @@ export class StubHub implements HubApi {
   readonly noted: RequestRecord[] = [];
   constructor(readonly store: MemoryStore) {}
 
-  noteCreated(records: RequestRecord[]): void {
+  noteTransitions(records: RequestRecord[]): void {
     this.noted.push(...records);
   }
   waitForTerminal(rt: RuntimeRef, id: string): Promise<RequestRecord | null> {
@@ -77,7 +77,6 @@ export interface Harness {
       raw?: string;
       headers?: Record<string, string>;
     },
-    // biome-ignore lint/suspicious/noExplicitAny: tests assert on response bodies field by field
   ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
