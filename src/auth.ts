@@ -9,6 +9,7 @@
  * const token = await auth.sign({ sub: 'ci', ws: 'acme', role: 'daemon', rt: 'laptop' }, '30d');
  * const principal = await auth.verify(token); // { sub, workspace, role, runtime }
  */
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import { RuntimeId, WorkspaceId } from '../stores/domain.js';
@@ -49,11 +50,13 @@ const unauthorized = (): HttpError =>
   new HttpError(401, 'unauthorized', 'missing, invalid or expired token');
 
 export class Auth {
-  readonly #key: Uint8Array;
+  /** A KeyObject, so jose does not import the raw secret again at every verify. */
+  readonly #key: KeyObject;
 
   constructor(secret: string) {
-    this.#key = new TextEncoder().encode(secret);
-    if (this.#key.byteLength < MIN_SECRET_BYTES) {
+    const bytes = Buffer.from(secret, 'utf8');
+    this.#key = createSecretKey(bytes);
+    if (bytes.byteLength < MIN_SECRET_BYTES) {
       throw new Error(`the token secret must be at least ${MIN_SECRET_BYTES} bytes`);
     }
   }

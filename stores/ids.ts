@@ -2,10 +2,24 @@
  * Request ids and body fingerprints, shared by both stores.
  * Ids are monotonic ULIDs: sortable by creation, so id order is FIFO order.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 
-const ulid = monotonicFactory();
+/**
+ * ulid's default PRNG asks the OS for one byte per character (16 calls an id); this one
+ * draws from a pooled buffer of crypto-random bytes, refilled 4 KiB at a time.
+ */
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function pooledRandom(): number {
+  if (poolAt >= pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  return (pool[poolAt++] as number) / 256;
+}
+
+const ulid = monotonicFactory(pooledRandom);
 
 export function newRequestId(now: number = Date.now()): string {
   return ulid(now);
