@@ -4,11 +4,15 @@
  *
  *   switchboard serve                 run a node (configuration from the environment)
  *   switchboard token --role client --workspace acme [--runtime R] [--ttl 30d]
+ *   switchboard daemon --url U --token T [--capacity N] (--handlers ./module.js | --echo)
  *
  * Example: `HUB_SECRET=... switchboard token --role daemon --workspace acme --runtime laptop`
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Auth } from './auth.js';
+import { connectDaemon, type Handler } from './client/daemon.js';
 import { ConfigError, loadConfig } from './config.js';
 import { startNode } from './node.js';
 
@@ -21,6 +25,7 @@ commands:
   serve    run a hub node; configured by environment variables (see README)
   token    mint a token: --role client|daemon --workspace W [--runtime R] [--ttl 30d] [--sub S]
            signs with HUB_SECRET from the environment
+  daemon   run a daemon: --url U --token T [--capacity N] (--handlers ./module.js | --echo)
 
 run 'switchboard <command> --help' for a command's options`;
 
@@ -98,9 +103,83 @@ async function token(argv: string[]): Promise<void> {
   process.stdout.write(`${jwt}\n`);
 }
 
+const DAEMON_USAGE = `usage: switchboard daemon --url U --token T [--capacity N] (--handlers ./module.js | --echo)
+
+  --url        the hub's URL, e.g. http://127.0.0.1:8080 (or SWITCHBOARD_URL);
+               repeat it to give several nodes, tried in turn
+  --token      a daemon token (or SWITCHBOARD_TOKEN); mint one with
+               'switchboard token --role daemon --workspace W --runtime R'
+  --capacity   most requests handled at once (default 1)
+  --handlers   a JS/TS module whose default export (or export 'handlers') maps a request
+               kind to an async function (payload, ctx) => result; '*' handles any kind
+  --echo       answer every request with its own payload, for trying things out`;
+
+async function daemon(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string', multiple: true },
+      token: { type: 'string' },
+      capacity: { type: 'string', default: '1' },
+      handlers: { type: 'string' },
+      echo: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${DAEMON_USAGE}\n`);
+    return;
+  }
+  const urls = values.url ?? (process.env.SWITCHBOARD_URL ? [process.env.SWITCHBOARD_URL] : []);
+  const jwt = values.token ?? process.env.SWITCHBOARD_TOKEN;
+  if (urls.length === 0) throw new UsageError(`--url is required\n\n${DAEMON_USAGE}`);
+  if (!jwt) throw new UsageError(`--token is required\n\n${DAEMON_USAGE}`);
+  const capacity = Number(values.capacity);
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1000) {
+    throw new UsageError('--capacity must be a whole number from 1 to 1000');
+  }
+  if (!values.echo && !values.handlers) {
+    throw new UsageError(`give --handlers ./module.js or --echo\n\n${DAEMON_USAGE}`);
+  }
+  const handlers: Record<string, Handler> = values.echo
+    ? { '*': (payload) => payload }
+    : await loadHandlers(values.handlers as string);
+  const d = connectDaemon({ url: urls, token: jwt, capacity, handlers });
+  const say = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  d.on('state', (state) => say(`state ${state}`));
+  d.on('request', (r) => say(`request ${r.id} ${r.kind} (attempt ${r.attempt})`));
+  d.on('reported', (r) =>
+    say(`reported ${r.id} ${r.status}${r.accepted ? '' : ' (not accepted: lease lost)'}`),
+  );
+  say(`daemon for ${urls.join(', ')} with capacity ${capacity}${values.echo ? ', echoing' : ''}`);
+  const stop = () => void d.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function loadHandlers(file: string): Promise<Record<string, Handler>> {
+  let mod: { default?: unknown; handlers?: unknown };
+  try {
+    mod = await import(pathToFileURL(resolve(file)).href);
+  } catch (err) {
+    throw new UsageError(`cannot load --handlers ${file}: ${(err as Error).message}`);
+  }
+  const table = mod.handlers ?? mod.default;
+  if (!table || typeof table !== 'object') {
+    throw new UsageError(
+      `--handlers ${file} must export (default or 'handlers') an object of kind -> function`,
+    );
+  }
+  for (const [kind, fn] of Object.entries(table)) {
+    if (typeof fn !== 'function')
+      throw new UsageError(`--handlers ${file}: '${kind}' is not a function`);
+  }
+  return table as Record<string, Handler>;
+}
+
 class UsageError extends Error {}
 
-const commands: Record<string, (argv: string[]) => Promise<void>> = { serve, token };
+const commands: Record<string, (argv: string[]) => Promise<void>> = { serve, token, daemon };
 const [command, ...rest] = process.argv.slice(2);
 
 if (!command || command === '--help' || command === 'help') {

@@ -1,0 +1,468 @@
+/**
+ * The daemon SDK: run handlers for a runtime's requests, and let the SDK do the rest.
+ *
+ * It keeps a websocket to the hub (reconnecting with exponential backoff and jitter, at
+ * once on `drain`), falls back to HTTP heartbeat polling while no socket can be had and
+ * returns to the socket when it can, renews leases while handlers run, and reports every
+ * result until the hub acknowledges it (retrying on `nack` with `retry: true` and on
+ * network errors, across reconnects and nodes; stopping on `lease_lost`). It never runs
+ * more than `capacity` handlers at once.
+ *
+ * @example
+ * const daemon = connectDaemon({
+ *   url: 'https://hub.example.com',
+ *   token: process.env.SWITCHBOARD_TOKEN!,
+ *   capacity: 4,
+ *   handlers: {
+ *     'skills.list': async (payload, ctx) => listSkills(payload, { signal: ctx.signal }),
+ *   },
+ * });
+ * process.on('SIGTERM', () => void daemon.close());
+ */
+import { EventEmitter } from 'node:events';
+import { WebSocket } from 'ws';
+import type { DaemonRequest } from '../../stores/domain.js';
+import { Backoff } from './backoff.js';
+import { type JobOutcome, type Report, Reporter } from './reporter.js';
+
+export interface HandlerContext {
+  id: string;
+  kind: string;
+  attempt: number;
+  epoch: number;
+  /** Fires on a `cancel` from the hub, a lost lease, or `close()` running out of time. */
+  signal: AbortSignal;
+}
+
+export type Handler = (payload: unknown, ctx: HandlerContext) => unknown;
+
+export interface DaemonOptions {
+  /** The hub's base URL (http or https), or several: tried in turn when one fails. */
+  url: string | string[];
+  /** A daemon token (`switchboard token --role daemon ...`). */
+  token: string;
+  /** Most handlers running at once. Default 1. */
+  capacity?: number;
+  /**
+   * Request kind -> handler. `'*'` handles any kind without its own handler; a kind
+   * with neither fails with `unknown_kind`.
+   */
+  handlers: Record<string, Handler>;
+  /** Heartbeat polling period while no socket is up. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** Failed socket attempts in a row before polling starts. Default 2. */
+  socketFailuresBeforePolling?: number;
+  /** Reconnect backoff. Default 250 ms doubling to 10 s, with full jitter. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** How long `close()` waits for running handlers and their reports. Default 10 s. */
+  closeTimeoutMs?: number;
+}
+
+export type DaemonState = 'connecting' | 'socket' | 'polling' | 'closing' | 'closed';
+
+interface DaemonEvents {
+  state: [DaemonState];
+  request: [DaemonRequest];
+  /** A report settled: acked, or dropped because the lease was lost. */
+  reported: [{ id: string; epoch: number; status: string; accepted: boolean }];
+  error: [Error];
+}
+
+interface Job {
+  request: DaemonRequest;
+  /** The socket generation it came through (0: HTTP polling). */
+  via: number;
+  controller: AbortController;
+  renewTimer: NodeJS.Timeout | null;
+  /** Lost (cancelled, lease lost): its outcome is not reported. */
+  lost: boolean;
+  done: Promise<void>;
+}
+
+/** A connection that stayed up this long resets the backoff. */
+const STABLE_MS = 5_000;
+const DEFAULT_LEASE_MS = 30_000;
+
+export class Daemon extends EventEmitter<DaemonEvents> {
+  #state: DaemonState = 'connecting';
+  readonly #opts: Required<Omit<DaemonOptions, 'backoff' | 'url'>> & { urls: string[] };
+  readonly #jobs = new Map<string, Job>();
+  readonly #backoff: Backoff;
+  readonly #reporter: Reporter;
+  #urlIndex = 0;
+  #ws: WebSocket | null = null;
+  #generation = 0;
+  /** Generation of the socket in use (the one that said hello last). */
+  #current = -1;
+  #socketFailures = 0;
+  #upSince = 0;
+  #leaseMs = DEFAULT_LEASE_MS;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  #pollTimer: NodeJS.Timeout | null = null;
+  #polling = false;
+
+  constructor(options: DaemonOptions) {
+    super();
+    this.#opts = {
+      urls: (Array.isArray(options.url) ? options.url : [options.url]).map((u) =>
+        u.replace(/\/+$/, ''),
+      ),
+      token: options.token,
+      capacity: options.capacity ?? 1,
+      handlers: options.handlers,
+      pollIntervalMs: options.pollIntervalMs ?? 1_000,
+      socketFailuresBeforePolling: options.socketFailuresBeforePolling ?? 2,
+      closeTimeoutMs: options.closeTimeoutMs ?? 10_000,
+    };
+    if (this.#opts.urls.length === 0) throw new TypeError('connectDaemon: url is required');
+    this.#backoff = new Backoff(
+      options.backoff?.initialMs ?? 250,
+      options.backoff?.maxMs ?? 10_000,
+    );
+    this.#reporter = new Reporter({
+      http: (path, body) => this.#post(path, body),
+      socket: () => (this.#ws?.readyState === WebSocket.OPEN ? this.#ws : null),
+      backoff: this.#backoff,
+    });
+    this.on('error', () => {}); // errors are informative; never crash the process
+    this.#connect();
+  }
+
+  get state(): DaemonState {
+    return this.#state;
+  }
+
+  /** Requests whose handlers are running or whose results are being reported. */
+  get inFlight(): number {
+    return this.#jobs.size;
+  }
+
+  /**
+   * Stops taking work, waits (up to `closeTimeoutMs`) for running handlers and their
+   * reports, then aborts what is left and closes the connection.
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#setState('closing');
+    this.#stopPolling();
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#sendFrame({ type: 'ready', capacity: 0 });
+    const all = Promise.all([...this.#jobs.values()].map((j) => j.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      all,
+      new Promise((r) => (timer = setTimeout(r, this.#opts.closeTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    for (const job of this.#jobs.values()) job.controller.abort(new Error('daemon closed'));
+    this.#reporter.stop();
+    this.#ws?.close(1000, 'daemon closing');
+    this.#ws = null;
+    this.#setState('closed');
+  }
+
+  // ---- the socket -------------------------------------------------------------------
+
+  #connect(): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const base = this.#opts.urls[this.#urlIndex % this.#opts.urls.length] as string;
+    const generation = ++this.#generation;
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/daemon/ws`, {
+      headers: { authorization: `Bearer ${this.#opts.token}` },
+      handshakeTimeout: 5_000,
+    });
+    let helloSeen = false;
+    let lastHeard = Date.now();
+    let heartbeatMs = 15_000;
+    // The hub pings every heartbeat interval; silence for three means a dead path.
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastHeard > 3 * heartbeatMs) ws.terminate();
+    }, 1_000);
+    watchdog.unref();
+    ws.on('ping', () => {
+      lastHeard = Date.now();
+    });
+    ws.on('message', (data) => {
+      lastHeard = Date.now();
+      let frame: { type?: string; [k: string]: unknown };
+      try {
+        frame = JSON.parse(data.toString());
+      } catch {
+        return;
+      }
+      if (frame.type === 'hello') {
+        helloSeen = true;
+        heartbeatMs = Number(frame.heartbeat_interval_ms) || heartbeatMs;
+        this.#adopt(ws, generation, frame.lease_ms as number);
+      } else {
+        this.#onFrame(ws, generation, frame);
+      }
+    });
+    ws.on('error', (err) => this.emit('error', err));
+    ws.on('close', () => {
+      clearInterval(watchdog);
+      if (this.#ws === ws) this.#ws = null;
+      this.#reporter.socketClosed(ws);
+      if (generation !== this.#generation) return; // replaced on purpose (drain)
+      if (helloSeen && Date.now() - this.#upSince > STABLE_MS) this.#backoff.reset();
+      if (!helloSeen) this.#socketFailures++;
+      this.#urlIndex++;
+      this.#scheduleReconnect();
+    });
+  }
+
+  /** A new socket said hello: it becomes the current one; an older one is let go. */
+  #adopt(ws: WebSocket, generation: number, leaseMs: number): void {
+    const previous = this.#ws;
+    this.#ws = ws;
+    this.#current = generation;
+    this.#leaseMs = leaseMs > 0 ? leaseMs : DEFAULT_LEASE_MS;
+    this.#upSince = Date.now();
+    this.#socketFailures = 0;
+    this.#stopPolling();
+    if (this.#state !== 'closing') this.#setState('socket');
+    this.#declareCapacity();
+    this.#reporter.resend();
+    if (previous && previous !== ws) previous.close(1000, 'replaced');
+  }
+
+  #onFrame(
+    ws: WebSocket,
+    generation: number,
+    frame: { type?: string; [k: string]: unknown },
+  ): void {
+    switch (frame.type) {
+      case 'request':
+        this.#start(frame.request as DaemonRequest, generation);
+        return;
+      case 'ack':
+      case 'nack':
+        this.#reporter.answer(frame as never);
+        return;
+      case 'cancel':
+      case 'lease_lost':
+        this.#lose(frame.id as string, frame.epoch as number, frame.type);
+        return;
+      case 'drain':
+        // Reconnect at once (to the next URL); the old socket stays until the new one
+        // says hello, and results may still go through it meanwhile.
+        if (this.#ws === ws) {
+          this.#urlIndex++;
+          this.#connect();
+        }
+        return;
+      default:
+        return; // renewed, error: informative
+    }
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#state === 'closing' || this.#state === 'closed' || this.#reconnectTimer) return;
+    if (this.#socketFailures >= this.#opts.socketFailuresBeforePolling) this.#startPolling();
+    else if (this.#state === 'socket') this.#setState('connecting');
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#connect();
+    }, this.#backoff.next());
+  }
+
+  /**
+   * The hub counts in flight per connection; jobs that came through another connection
+   * (or HTTP) are not on this one's books, so the capacity declared here leaves room
+   * for them. Re-declared whenever one of them finishes.
+   */
+  #declareCapacity(): void {
+    if (this.#state === 'closing') return;
+    let carried = 0;
+    for (const job of this.#jobs.values()) if (job.via !== this.#current) carried++;
+    this.#sendFrame({ type: 'ready', capacity: Math.max(0, this.#opts.capacity - carried) });
+  }
+
+  #sendFrame(frame: unknown): void {
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(frame));
+  }
+
+  // ---- polling (no socket) ------------------------------------------------------------
+
+  #startPolling(): void {
+    if (this.#polling) return;
+    this.#polling = true;
+    this.#setState('polling');
+    const tick = async () => {
+      this.#pollTimer = null;
+      if (!this.#polling) return;
+      try {
+        await this.#heartbeat();
+        this.#pollTimer = setTimeout(tick, this.#opts.pollIntervalMs);
+      } catch (err) {
+        this.emit('error', err as Error);
+        this.#urlIndex++;
+        this.#pollTimer = setTimeout(
+          tick,
+          Math.max(this.#opts.pollIntervalMs, this.#backoff.peek()),
+        );
+      }
+    };
+    void tick();
+  }
+
+  #stopPolling(): void {
+    this.#polling = false;
+    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+    this.#pollTimer = null;
+  }
+
+  async #heartbeat(): Promise<void> {
+    const live = [...this.#jobs.values()].filter(
+      (j) => !j.lost && !this.#reporter.has(j.request.id),
+    );
+    const res = await this.#post('/v1/daemon/heartbeat', {
+      max: Math.max(0, this.#opts.capacity - this.#jobs.size),
+      leases: live.map((j) => ({ id: j.request.id, epoch: j.request.epoch })),
+    });
+    if (res.status !== 200) throw new Error(`heartbeat answered ${res.status}`);
+    const body = res.body as {
+      requests: DaemonRequest[];
+      leases: { id: string; epoch: number; ok: boolean }[];
+    };
+    for (const lease of body.leases) if (!lease.ok) this.#lose(lease.id, lease.epoch, 'lease_lost');
+    // Claims made by this heartbeat run here even if a socket came up meanwhile.
+    for (const request of body.requests) this.#start(request, 0);
+  }
+
+  // ---- jobs ---------------------------------------------------------------------------
+
+  #start(request: DaemonRequest, via: number): void {
+    if (this.#jobs.has(request.id)) return; // a repeated push of a job already running
+    const controller = new AbortController();
+    const job: Job = {
+      request,
+      via,
+      controller,
+      renewTimer: null,
+      lost: false,
+      done: Promise.resolve(),
+    };
+    this.#jobs.set(request.id, job);
+    this.emit('request', request);
+    this.#scheduleRenew(job);
+    job.done = this.#run(job).finally(() => {
+      if (job.renewTimer) clearTimeout(job.renewTimer);
+      this.#jobs.delete(request.id);
+      if (job.via !== this.#current) this.#declareCapacity();
+    });
+  }
+
+  async #run(job: Job): Promise<void> {
+    const { request, controller } = job;
+    const handler = this.#opts.handlers[request.kind] ?? this.#opts.handlers['*'];
+    let outcome: JobOutcome;
+    if (!handler) {
+      outcome = {
+        status: 'failed',
+        error: { code: 'unknown_kind', message: `no handler for kind "${request.kind}"` },
+      };
+    } else {
+      try {
+        const result = await handler(request.payload, {
+          id: request.id,
+          kind: request.kind,
+          attempt: request.attempt,
+          epoch: request.epoch,
+          signal: controller.signal,
+        });
+        outcome = { status: 'completed', result: result === undefined ? null : result };
+      } catch (err) {
+        outcome = {
+          status: 'failed',
+          error: {
+            code: 'handler_error',
+            message: err instanceof Error ? err.message : String(err),
+          },
+        };
+      }
+    }
+    if (job.renewTimer) clearTimeout(job.renewTimer);
+    if (job.lost) return;
+    const report: Report = { id: request.id, epoch: request.epoch, ...outcome };
+    const accepted = await this.#reporter.report(report);
+    this.emit('reported', {
+      id: request.id,
+      epoch: request.epoch,
+      status: outcome.status,
+      accepted,
+    });
+  }
+
+  /** Renews the lease at a third of its length while the handler runs. */
+  #scheduleRenew(job: Job): void {
+    const leaseLeft = Date.parse(job.request.lease_expires_at) - Date.now();
+    const every = Math.max(
+      100,
+      Math.min(this.#leaseMs, leaseLeft > 0 ? leaseLeft : this.#leaseMs) / 3,
+    );
+    job.renewTimer = setTimeout(() => void this.#renew(job), every);
+  }
+
+  async #renew(job: Job): Promise<void> {
+    if (job.lost || !this.#jobs.has(job.request.id)) return;
+    const { id, epoch } = job.request;
+    if (this.#ws?.readyState === WebSocket.OPEN) {
+      this.#sendFrame({ type: 'renew', id, epoch });
+    } else {
+      try {
+        const res = await this.#post(`/v1/daemon/requests/${encodeURIComponent(id)}/renew`, {
+          epoch,
+        });
+        if (res.status === 409) {
+          this.#lose(id, epoch, 'lease_lost');
+          return;
+        }
+      } catch (err) {
+        this.emit('error', err as Error); // try again next round
+      }
+    }
+    if (!job.lost) this.#scheduleRenew(job);
+  }
+
+  /** The hub says the job is no longer this daemon's: abort it, report nothing. */
+  #lose(id: string, epoch: number, why: 'cancel' | 'lease_lost'): void {
+    const job = this.#jobs.get(id);
+    if (!job || job.request.epoch !== epoch || job.lost) return;
+    job.lost = true;
+    job.controller.abort(new Error(why === 'cancel' ? 'cancelled' : 'lease lost'));
+    this.#reporter.drop(id);
+  }
+
+  // ---- plumbing -----------------------------------------------------------------------
+
+  async #post(path: string, body: unknown): Promise<{ status: number; body: unknown }> {
+    const base = this.#opts.urls[this.#urlIndex % this.#opts.urls.length] as string;
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.#opts.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: the status says enough
+    }
+    if (res.status >= 500) this.#urlIndex++;
+    return { status: res.status, body: parsed };
+  }
+
+  #setState(state: DaemonState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit('state', state);
+  }
+}
+
+/** Connects a daemon to the hub and starts taking work. See `Daemon`. */
+export function connectDaemon(options: DaemonOptions): Daemon {
+  return new Daemon(options);
+}

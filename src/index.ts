@@ -1,0 +1,16 @@
+/**
+ * The package's entry: the daemon SDK, the node (to embed a hub), and the shared types.
+ * The browser client is `switchboard/browser` (src/client/browser.ts), served by every
+ * node at /client/browser.js.
+ */
+export type { DaemonRequest, Request, RuntimeInfo, Status } from '../stores/domain.js';
+export {
+  connectDaemon,
+  Daemon,
+  type DaemonOptions,
+  type DaemonState,
+  type Handler,
+  type HandlerContext,
+} from './client/daemon.js';
+export { type Config, loadConfig } from './config.js';
+export { type NodeOptions, type SwitchboardNode, startNode } from './node.js';
