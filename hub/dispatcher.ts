@@ -129,16 +129,21 @@ export class Dispatcher {
     }
   }
 
-  /** Pushes one claimed request; releases it when the socket cannot take it. */
+  /**
+   * Pushes one claimed request. Released only when nothing was written (the socket was
+   * already gone): once bytes may have left, the daemon may be running it, so a failed
+   * write leaves the request to its lease (a release could run it twice).
+   */
   async #deliver(conn: DaemonConnection, record: RequestRecord): Promise<void> {
-    if (conn.mode === DAEMON_MODES.ready) {
+    if (conn.mode === DAEMON_MODES.ready && conn.open) {
       conn.inFlight.set(record.id, record.epoch);
       const since = record.created_at;
       if (await conn.send({ type: 'request', request: toDaemonRequest(record) })) {
         this.deps.metrics.dispatchLatency.observe(Math.max(0, Date.now() - since) / 1000);
-        return;
+      } else {
+        this.deps.logger.warn({ id: record.id }, 'push failed mid-write; the lease decides');
       }
-      conn.inFlight.delete(record.id);
+      return;
     }
     this.deps.metrics.released.inc();
     try {
