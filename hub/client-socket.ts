@@ -111,11 +111,13 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     );
   }
   try {
-    const records = sub.ids
-      ? (await Promise.all([...sub.ids].map((id) => hub.store.get(rt, id)))).filter(
-          (r): r is RequestRecord => r !== null,
-        )
-      : (await hub.store.list(rt, { limit: SNAPSHOT_LIMIT })).requests;
+    // The snapshot answers this frame: the ids it named, or the runtime's newest requests.
+    const records =
+      sub.ids && ids
+        ? (await Promise.all(ids.map((id) => hub.store.get(rt, id)))).filter(
+            (r): r is RequestRecord => r !== null,
+          )
+        : (await hub.store.list(rt, { limit: SNAPSHOT_LIMIT })).requests;
     const info = (await hub.store.getRuntime(rt)) ?? emptyRuntime(rt.runtime);
     for (const r of records) remember(state, r.id, `${r.status}:${r.epoch}`);
     send(ws, {

@@ -1,0 +1,381 @@
+/**
+ * The chaos suite: three node processes and one redis-server with AOF, 20 SDK daemons
+ * with random capacities and work times, clients creating requests on every node (some
+ * with max_attempts > 1) and waiting by long-poll or client websocket, while nodes are
+ * SIGKILLed and SIGTERMed, pub/sub connections killed, Redis restarted, and daemon
+ * sockets cut. Then: nothing lost, nothing done twice, nobody left waiting.
+ *
+ * Bounded by default (about a minute, part of `npm test`); CHAOS_LONG=1 runs longer.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
+import { auth, clientToken, SECRET } from '../helpers/node.js';
+import { ChaosCluster } from './harness.js';
+
+const LONG = process.env.CHAOS_LONG === '1';
+const PLAN = LONG
+  ? { requests: 20_000, loadSeconds: 240, producers: 12 }
+  : { requests: 2_500, loadSeconds: 30, producers: 8 };
+const RUNTIMES = ['rt-0', 'rt-1', 'rt-2', 'rt-3'];
+const DAEMONS = 20;
+const TERMINAL = new Set(['completed', 'failed', 'timeout', 'cancelled']);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
+
+interface Tracked {
+  id: string;
+  runtime: string;
+  maxAttempts: number;
+  createdAt: number;
+  waiter: 'poll' | 'socket';
+  seenTerminal?: { status: string; at: number };
+}
+
+describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () => {
+  let cluster: ChaosCluster | undefined;
+  const daemons: Daemon[] = [];
+  afterAll(async () => {
+    await Promise.all(daemons.map((d) => d.close()));
+    await cluster?.close();
+  });
+
+  it(
+    'loses nothing, does nothing twice, and leaves nobody waiting',
+    async () => {
+      cluster = await ChaosCluster.start({
+        nodes: 3,
+        secret: SECRET,
+        env: {
+          LOG_LEVEL: 'warn',
+          HEARTBEAT_INTERVAL_MS: '500',
+          LEASE_MS: '3000',
+          SWEEP_INTERVAL_MS: '200',
+          SHUTDOWN_GRACE_MS: '1000',
+        },
+      });
+      const c = cluster;
+      const token = await clientToken('acme');
+      const faults = { sigkill: 0, sigterm: 0, pubsubKill: 0, redisRestart: 0, socketDrops: 0 };
+
+      // ---- daemons: each execution logged; each accepted report counted ---------------
+      const executions = new Map<string, number[]>(); // id -> epochs it ran at
+      const acceptedReports = new Map<string, number>();
+      for (let i = 0; i < DAEMONS; i++) {
+        const runtime = RUNTIMES[i % RUNTIMES.length] as string;
+        const jwt = await auth.sign(
+          { sub: `d${i}`, ws: 'acme', role: 'daemon', rt: runtime },
+          '1h',
+        );
+        const urls = [...c.proxies.map((p) => p.url)].sort(() => Math.random() - 0.5);
+        const d = connectDaemon({
+          url: urls,
+          token: jwt,
+          capacity: 1 + Math.floor(Math.random() * 4),
+          pollIntervalMs: 200,
+          backoff: { initialMs: 50, maxMs: 1_000 },
+          handlers: {
+            '*': async (payload, ctx) => {
+              const runs = executions.get(ctx.id) ?? [];
+              runs.push(ctx.epoch);
+              executions.set(ctx.id, runs);
+              await sleep(5 + Math.random() * 45);
+              return { by: i, payload };
+            },
+          },
+        });
+        d.on('reported', (r) => {
+          if (r.accepted) acceptedReports.set(r.id, (acceptedReports.get(r.id) ?? 0) + 1);
+        });
+        daemons.push(d);
+      }
+
+      // ---- clients --------------------------------------------------------------------
+      const tracked = new Map<string, Tracked>();
+      const sockets = Array.from({ length: 4 }, () => new SocketWaiter(c, token));
+      let created = 0;
+      let createRetries = 0;
+      const loadEnds = Date.now() + PLAN.loadSeconds * 1000;
+
+      async function createOne(n: number): Promise<void> {
+        const runtime = pick(RUNTIMES);
+        const maxAttempts = n % 3 === 0 ? 3 : 1;
+        const body = JSON.stringify({ kind: 'job', payload: { n }, max_attempts: maxAttempts });
+        for (;;) {
+          try {
+            const res = await fetch(`${c.liveNode().url}/v1/runtimes/${runtime}/requests`, {
+              method: 'POST',
+              headers: {
+                authorization: `Bearer ${token}`,
+                'content-type': 'application/json',
+                'idempotency-key': `chaos-${n}`,
+              },
+              body,
+              signal: AbortSignal.timeout(5_000),
+            });
+            if (res.status === 201 || res.status === 200) {
+              const r = (await res.json()) as { id: string };
+              const t: Tracked = {
+                id: r.id,
+                runtime,
+                maxAttempts,
+                createdAt: Date.now(),
+                waiter: n % 2 === 0 ? 'poll' : 'socket',
+              };
+              tracked.set(r.id, t);
+              if (t.waiter === 'poll') void pollUntilTerminal(t);
+              else (sockets[n % sockets.length] as SocketWaiter).watch(t);
+              return;
+            }
+            await res.body?.cancel();
+          } catch {
+            // node down or Redis down: the same idempotency key, on another node
+          }
+          createRetries++;
+          await sleep(50 + Math.random() * 100);
+        }
+      }
+
+      async function pollUntilTerminal(t: Tracked): Promise<void> {
+        while (!t.seenTerminal) {
+          try {
+            const res = await fetch(
+              `${c.liveNode().url}/v1/runtimes/${t.runtime}/requests/${t.id}?wait_ms=5000`,
+              {
+                headers: { authorization: `Bearer ${token}` },
+                signal: AbortSignal.timeout(10_000),
+              },
+            );
+            if (res.ok) {
+              const r = (await res.json()) as { status: string };
+              if (TERMINAL.has(r.status)) t.seenTerminal = { status: r.status, at: Date.now() };
+            } else {
+              await res.body?.cancel();
+              await sleep(100);
+            }
+          } catch {
+            await sleep(100);
+          }
+        }
+      }
+
+      const producers = Array.from({ length: PLAN.producers }, async () => {
+        while (created < PLAN.requests && Date.now() < loadEnds) {
+          const n = created++;
+          await createOne(n);
+          await sleep(Math.random() * 20);
+        }
+      });
+
+      // ---- faults -----------------------------------------------------------------------
+      const admin = c.redis.client();
+      const chaos = (async () => {
+        let round = 0;
+        while (Date.now() < loadEnds - 3_000) {
+          round++;
+          await sleep(800 + Math.random() * 700);
+          if (Math.random() < 0.5) faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
+          const which = round % 6;
+          if (which === 1 || which === 4) {
+            const victim = pick(c.nodes.filter((n) => n.running));
+            await victim.kill();
+            faults.sigkill++;
+            await sleep(500 + Math.random() * 1_000);
+            await victim.start();
+          } else if (which === 2) {
+            faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
+          } else if (which === 3) {
+            await admin.client('KILL', 'TYPE', 'pubsub').catch(() => 0);
+            faults.pubsubKill++;
+          } else if (which === 5 && faults.sigterm <= faults.redisRestart) {
+            const victim = pick(c.nodes.filter((n) => n.running));
+            await victim.term();
+            faults.sigterm++;
+            await victim.start();
+          } else if (which === 0) {
+            await c.redis.kill();
+            await sleep(300 + Math.random() * 500);
+            await c.redis.restart();
+            faults.redisRestart++;
+          } else {
+            faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
+          }
+        }
+      })();
+
+      await Promise.all([...producers, chaos]);
+      for (const n of c.nodes) if (!n.running) await n.start();
+
+      // ---- settle: every waiter sees its request end ------------------------------------
+      const allSeen = () => [...tracked.values()].every((t) => t.seenTerminal);
+      const settleBy = Date.now() + 120_000;
+      while (!allSeen() && Date.now() < settleBy) await sleep(200);
+      for (const s of sockets) s.close();
+
+      // ---- the truth, read back from the hub ---------------------------------------------
+      const finalStatus = new Map<string, string>();
+      let requeues = 0;
+      const timeoutCodes: Record<string, number> = {};
+      for (const t of tracked.values()) {
+        const res = await fetch(`${c.nodes[0]?.url}/v1/runtimes/${t.runtime}/requests/${t.id}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        const r = (await res.json()) as {
+          status: string;
+          attempt: number;
+          error: { code: string } | null;
+        };
+        finalStatus.set(t.id, r.status);
+        requeues += Math.max(0, r.attempt - 1);
+        if (r.status === 'timeout') {
+          const code = r.error?.code ?? 'none';
+          timeoutCodes[code] = (timeoutCodes[code] ?? 0) + 1;
+        }
+      }
+      const listed = new Set<string>();
+      for (const runtime of RUNTIMES) {
+        let cursor: string | null = null;
+        do {
+          const q: string = cursor ? `&cursor=${cursor}` : '';
+          const res = await fetch(
+            `${c.nodes[1]?.url}/v1/runtimes/${runtime}/requests?limit=500${q}`,
+            {
+              headers: { authorization: `Bearer ${token}` },
+            },
+          );
+          const page = (await res.json()) as {
+            requests: { id: string; status: string }[];
+            next_cursor: string | null;
+          };
+          for (const r of page.requests) if (TERMINAL.has(r.status)) listed.add(r.id);
+          cursor = page.next_cursor;
+        } while (cursor);
+      }
+
+      // ---- figures ------------------------------------------------------------------------
+      const statuses: Record<string, number> = {};
+      for (const s of finalStatus.values()) statuses[s] = (statuses[s] ?? 0) + 1;
+      const reruns = [...executions.values()].reduce((n, runs) => n + runs.length - 1, 0);
+      const latencies = [...tracked.values()]
+        .filter((t) => t.seenTerminal)
+        .map((t) => (t.seenTerminal?.at ?? 0) - t.createdAt)
+        .sort((a, b) => a - b);
+      const pct = (p: number) =>
+        latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+      console.info(
+        `chaos figures: ${tracked.size} requests accepted (${createRetries} create retries), ` +
+          `statuses ${JSON.stringify(statuses)}, timeouts by code ${JSON.stringify(timeoutCodes)}, ` +
+          `faults ${JSON.stringify(faults)}, redeliveries (requeued claims) ${requeues}, ` +
+          `handler runs beyond the first ${reruns}, ` +
+          `end-to-end ms p50 ${pct(0.5)} p99 ${pct(0.99)} max ${latencies.at(-1)}`,
+      );
+
+      // ---- the guarantees -----------------------------------------------------------------
+      const notTerminal = [...finalStatus].filter(([, s]) => !TERMINAL.has(s));
+      expect(notTerminal, 'every accepted request is terminal').toEqual([]);
+      const lost = [...tracked.keys()].filter((id) => !listed.has(id));
+      expect(lost, 'accepted ids all listed as terminal').toEqual([]);
+      expect(listed.size, 'no terminal request that nobody created').toBe(tracked.size);
+      const badReports = [...finalStatus].filter(
+        ([id, s]) => (acceptedReports.get(id) ?? 0) !== (s === 'completed' ? 1 : 0),
+      );
+      expect(badReports, 'exactly one accepted result per completed request').toEqual([]);
+      const overRun = [...tracked.values()].filter(
+        (t) => (executions.get(t.id)?.length ?? 0) > t.maxAttempts,
+      );
+      expect(
+        overRun.map((t) => t.id),
+        'no request ran more than max_attempts times',
+      ).toEqual([]);
+      const unseen = [...tracked.values()].filter(
+        (t) => t.seenTerminal?.status !== finalStatus.get(t.id),
+      );
+      expect(
+        unseen.map((t) => t.id),
+        'every waiting client saw the terminal state',
+      ).toEqual([]);
+      expect(statuses.completed ?? 0).toBeGreaterThan(tracked.size * 0.9);
+      expect(faults.sigkill + faults.sigterm + faults.redisRestart).toBeGreaterThanOrEqual(
+        LONG ? 20 : 4,
+      );
+      await admin.quit().catch(() => {});
+    },
+    (PLAN.loadSeconds + 240) * 1000,
+  );
+});
+
+/**
+ * A client websocket that waits for requests to end: reconnects (to any live node) when
+ * its socket drops and resubscribes everything it still waits for.
+ */
+class SocketWaiter {
+  readonly #waiting = new Map<string, Tracked>();
+  #ws: WebSocket | null = null;
+  #closed = false;
+
+  constructor(
+    private readonly cluster: ChaosCluster,
+    private readonly token: string,
+  ) {
+    this.#connect();
+  }
+
+  watch(t: Tracked): void {
+    this.#waiting.set(t.id, t);
+    this.#send({ type: 'subscribe', runtime: t.runtime, requests: [t.id] });
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#ws?.terminate();
+  }
+
+  #send(frame: unknown): void {
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(frame));
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    const url = this.cluster.liveNode().url.replace('http', 'ws');
+    const ws = new WebSocket(`${url}/v1/ws?access_token=${this.token}`);
+    this.#ws = ws;
+    ws.on('open', () => {
+      const byRuntime = new Map<string, string[]>();
+      for (const t of this.#waiting.values()) {
+        byRuntime.set(t.runtime, [...(byRuntime.get(t.runtime) ?? []), t.id]);
+      }
+      for (const [runtime, ids] of byRuntime) {
+        for (let i = 0; i < ids.length; i += 500) {
+          this.#send({ type: 'subscribe', runtime, requests: ids.slice(i, i + 500) });
+        }
+      }
+    });
+    ws.on('message', (data) => {
+      const f = JSON.parse(data.toString()) as {
+        type: string;
+        runtime?: string;
+        request?: { id: string; status: string; runtime_id: string };
+        requests?: { id: string; status: string; runtime_id: string }[];
+      };
+      const seen =
+        f.type === 'snapshot'
+          ? (f.requests ?? [])
+          : f.type === 'request' && f.request
+            ? [f.request]
+            : [];
+      for (const r of seen) {
+        const t = this.#waiting.get(r.id);
+        if (!t || !TERMINAL.has(r.status)) continue;
+        t.seenTerminal = { status: r.status, at: Date.now() };
+        this.#waiting.delete(r.id);
+        this.#send({ type: 'unsubscribe', runtime: r.runtime_id, requests: [r.id] });
+      }
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      if (this.#ws === ws && !this.#closed)
+        setTimeout(() => this.#connect(), 100 + Math.random() * 200);
+    });
+  }
+}
