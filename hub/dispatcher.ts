@@ -23,6 +23,11 @@ interface LocalRuntime {
   unsubscribe: (() => void)[];
   pumping: Promise<void> | null;
   again: ClaimPath | null;
+  /**
+   * A claim may have run in Redis without its reply reaching us (the connection dropped
+   * mid-call): the next pump first looks for such orphans.
+   */
+  suspect: boolean;
 }
 
 export interface DispatcherDeps {
@@ -53,6 +58,7 @@ export class Dispatcher {
         unsubscribe: [],
         pumping: null,
         again: null,
+        suspect: false,
       };
       entry.unsubscribe.push(
         this.deps.relay.subscribe(keys.wake, () => void this.pump(conn.rt, 'push')),
@@ -86,24 +92,51 @@ export class Dispatcher {
       let next: ClaimPath | null = path;
       while (next) {
         local.again = null;
+        if (local.suspect) await this.#adoptOrphans(local);
         await this.#fill(local, next);
         next = local.again;
       }
     })()
-      .catch((err) => this.#storeFailure(err, 'pump'))
+      .catch((err) => {
+        local.suspect = true;
+        this.#storeFailure(err, 'pump');
+      })
       .finally(() => {
         local.pumping = null;
       });
     return local.pumping;
   }
 
-  /** Pumps every local runtime with free capacity (the timer and reconnect fallbacks). */
+  /**
+   * Pumps every local runtime with free capacity (the timer and reconnect fallbacks).
+   * After a reconnect every runtime is suspect: claims made while the connection broke
+   * may have lost their replies.
+   */
   async pumpAll(path: ClaimPath): Promise<void> {
+    const all = [...this.#runtimes.values()];
+    if (path === 'reconnect') for (const r of all) r.suspect = true;
     await Promise.all(
-      [...this.#runtimes.values()]
-        .filter((r) => [...r.conns].some((c) => c.free > 0))
+      all
+        .filter((r) => r.suspect || [...r.conns].some((c) => c.free > 0))
         .map((r) => this.pump(r.rt, path)),
     );
+  }
+
+  /**
+   * Running requests claimed for one of this node's sockets that the socket never got:
+   * the claim ran but its reply was lost, so nothing was written and they are pushed now.
+   * Runs inside the runtime's pump, so no claim of ours is in flight meanwhile.
+   */
+  async #adoptOrphans(local: LocalRuntime): Promise<void> {
+    const conns = new Map([...local.conns].map((c) => [c.id, c]));
+    const { requests } = await this.deps.store.list(local.rt, { status: 'running', limit: 500 });
+    for (const record of requests) {
+      const conn = record.connection_id === null ? undefined : conns.get(record.connection_id);
+      if (!conn || conn.inFlight.has(record.id)) continue;
+      this.deps.metrics.claims.inc({ path: 'reconnect' });
+      void this.#deliver(conn, record);
+    }
+    local.suspect = false;
   }
 
   /** A socket's result for a request it holds at `epoch`: frees the slot, pulls the next. */

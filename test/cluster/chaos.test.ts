@@ -217,11 +217,20 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const finalStatus = new Map<string, string>();
       let requeues = 0;
       const timeoutCodes: Record<string, number> = {};
+      // Read with retries: a node restarted last may still be reconnecting to Redis.
+      const read = async (path: string): Promise<any> => {
+        for (let i = 0; ; i++) {
+          const res = await fetch(`${c.liveNode().url}${path}`, {
+            headers: { authorization: `Bearer ${token}` },
+          }).catch(() => null);
+          if (res?.ok) return res.json();
+          await res?.body?.cancel();
+          if (i > 100) throw new Error(`GET ${path} kept failing: ${res?.status}`);
+          await sleep(100);
+        }
+      };
       for (const t of tracked.values()) {
-        const res = await fetch(`${c.nodes[0]?.url}/v1/runtimes/${t.runtime}/requests/${t.id}`, {
-          headers: { authorization: `Bearer ${token}` },
-        });
-        const r = (await res.json()) as {
+        const r = (await read(`/v1/runtimes/${t.runtime}/requests/${t.id}`)) as {
           status: string;
           attempt: number;
           error: { code: string } | null;
@@ -238,13 +247,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         let cursor: string | null = null;
         do {
           const q: string = cursor ? `&cursor=${cursor}` : '';
-          const res = await fetch(
-            `${c.nodes[1]?.url}/v1/runtimes/${runtime}/requests?limit=500${q}`,
-            {
-              headers: { authorization: `Bearer ${token}` },
-            },
-          );
-          const page = (await res.json()) as {
+          const page = (await read(`/v1/runtimes/${runtime}/requests?limit=500${q}`)) as {
             requests: { id: string; status: string }[];
             next_cursor: string | null;
           };
@@ -273,6 +276,14 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
 
       // ---- the guarantees -----------------------------------------------------------------
       const notTerminal = [...finalStatus].filter(([, s]) => !TERMINAL.has(s));
+      for (const [id] of notTerminal.slice(0, 3)) {
+        const t = tracked.get(id) as Tracked;
+        const raw = await admin.hgetall(`sb:{acme/${t.runtime}}:req:${id}`);
+        const body = await read(`/v1/runtimes/${t.runtime}/requests/${id}`);
+        console.error(
+          `not terminal: ${id} raw=${JSON.stringify(raw)} body=${JSON.stringify(body)}`,
+        );
+      }
       expect(notTerminal, 'every accepted request is terminal').toEqual([]);
       const lost = [...tracked.keys()].filter((id) => !listed.has(id));
       expect(lost, 'accepted ids all listed as terminal').toEqual([]);

@@ -11,15 +11,19 @@ import { freePort, RedisServer } from '../helpers/redis.js';
 
 const NODE_START_TIMEOUT_MS = 20_000;
 
-/** One hub node process, restartable on the same port. */
+/**
+ * One hub node process. Each start takes a fresh port: a port freed by a killed node
+ * could be taken meanwhile by a server of another test file running in parallel, and
+ * requests meant for this node would reach that one. The node's proxy follows it.
+ */
 export class NodeProcess {
   #child: ChildProcess | null = null;
   #exited: Promise<number | null> = Promise.resolve(null);
+  port = 0;
 
   constructor(
     readonly index: number,
-    readonly port: number,
-    private readonly env: Record<string, string>,
+    private readonly env: (port: number) => Record<string, string>,
   ) {}
 
   get url(): string {
@@ -31,8 +35,9 @@ export class NodeProcess {
   }
 
   async start(): Promise<void> {
+    this.port = await freePort();
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, ...this.env(this.port) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -45,7 +50,10 @@ export class NodeProcess {
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`hub-${this.index} exited at start: ${stderr}`);
       try {
-        if ((await fetch(`${this.url}/readyz`)).ok) return;
+        const ready = await fetch(`${this.url}/readyz`);
+        const metrics = ready.ok ? await (await fetch(`${this.url}/metrics`)).text() : '';
+        // Ready, and it is this node answering (not another process on the port).
+        if (ready.ok && metrics.includes(`node="hub-${this.index}"`) && this.running) return;
       } catch {
         // not listening yet
       }
@@ -73,7 +81,8 @@ export class TcpProxy {
   #server: net.Server | null = null;
   port = 0;
 
-  constructor(private readonly targetPort: number) {}
+  /** `targetPort` is read at each connection: the node may have moved. */
+  constructor(private readonly targetPort: () => number) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -81,7 +90,7 @@ export class TcpProxy {
 
   async start(): Promise<void> {
     this.#server = net.createServer((inbound) => {
-      const outbound = net.connect(this.targetPort, '127.0.0.1');
+      const outbound = net.connect(this.targetPort(), '127.0.0.1');
       for (const s of [inbound, outbound]) {
         this.#sockets.add(s);
         s.on('close', () => this.#sockets.delete(s));
@@ -130,15 +139,14 @@ export class ChaosCluster {
     const redis = await RedisServer.start({ appendonly: true, extraArgs: [...REDIS_SERVER_ARGS] });
     const nodes: NodeProcess[] = [];
     for (let i = 1; i <= opts.nodes; i++) {
-      const port = await freePort();
-      const env = {
+      const env = (port: number) => ({
         ...clusterNodeEnv(i, { port, host: '127.0.0.1', redisUrl: redis.url, secret: opts.secret }),
         ...opts.env,
-      };
-      nodes.push(new NodeProcess(i, port, env));
+      });
+      nodes.push(new NodeProcess(i, env));
     }
     await Promise.all(nodes.map((n) => n.start()));
-    const proxies = nodes.map((n) => new TcpProxy(n.port));
+    const proxies = nodes.map((n) => new TcpProxy(() => n.port));
     await Promise.all(proxies.map((p) => p.start()));
     return new ChaosCluster(redis, nodes, proxies, opts.secret);
   }
