@@ -86,7 +86,11 @@ function openDaemon(
 
 // node:http with keep-alive: a lighter client than fetch, so the figures measure the hub.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-function post(url: string, token: string, body: unknown): Promise<{ status: number; json: unknown }> {
+function post(
+  url: string,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { Auth } from './auth.js';
 import { connectDaemon, type Handler } from './client/daemon.js';
 import { ConfigError, loadConfig } from './config.js';
-import { startNode } from './node.js';
+import { type SwitchboardNode, startNode } from './node.js';
 
 const DEV_WORKSPACE = 'dev';
 const DEV_RUNTIME = 'demo';
@@ -35,22 +35,29 @@ async function serve(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig();
-  const node = await startNode({ config });
-  if (config.devMode) {
-    const client = await node.auth.sign(
-      { sub: 'dev-client', ws: DEV_WORKSPACE, role: 'client' },
-      '30d',
-    );
-    const daemon = await node.auth.sign(
-      { sub: 'dev-daemon', ws: DEV_WORKSPACE, role: 'daemon', rt: DEV_RUNTIME },
-      '30d',
-    );
-    process.stdout.write(
-      `\nSwitchboard (dev mode: embedded store, random secret) at ${node.url}\n\n` +
-        `client token (workspace "${DEV_WORKSPACE}"):\n  ${client}\n\n` +
-        `daemon token (runtime "${DEV_RUNTIME}"):\n  ${daemon}\n\n`,
-    );
+  if (!config.devMode) {
+    await stopOnSignal(await startNode({ config }));
+    return;
   }
+  const auth = new Auth(config.hubSecret);
+  const client = await auth.sign({ sub: 'dev-client', ws: DEV_WORKSPACE, role: 'client' }, '30d');
+  const daemon = await auth.sign(
+    { sub: 'dev-daemon', ws: DEV_WORKSPACE, role: 'daemon', rt: DEV_RUNTIME },
+    '30d',
+  );
+  const node = await startNode({ config, devClientToken: client });
+  process.stdout.write(
+    `\nSwitchboard (dev mode: embedded store, random secret) at ${node.url}\n` +
+      `dashboard: ${node.url}/ (signed in as the dev client)\n\n` +
+      `client token (workspace "${DEV_WORKSPACE}"):\n  ${client}\n\n` +
+      `daemon token (runtime "${DEV_RUNTIME}"):\n  ${daemon}\n\n` +
+      `try: node bin/switchboard.js daemon --url ${node.url} --token <daemon token> --echo\n\n`,
+  );
+  await stopOnSignal(node);
+}
+
+/** Stops the node gracefully on SIGTERM or SIGINT (drain, then exit 0). */
+async function stopOnSignal(node: SwitchboardNode): Promise<void> {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

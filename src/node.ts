@@ -28,6 +28,11 @@ export interface NodeOptions {
   memoryStore?: MemoryStore;
   /** Wraps the relay (tests use it to drop hints). */
   wrapRelay?: (relay: Relay) => Relay;
+  /**
+   * Dev mode only: a client token handed to the dashboard page, so it works with no
+   * setup. Anyone who can load `/` gets it: never set it outside dev mode.
+   */
+  devClientToken?: string;
 }
 
 export interface SwitchboardNode {
@@ -68,6 +73,7 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
     auth,
     config,
     logger,
+    devClientToken: options.devClientToken,
     ready: () => hub.ready(),
     metricsText: async () => ({
       contentType: hub.metrics.registry.contentType,

@@ -70,6 +70,8 @@ interface DaemonEvents {
 
 interface Job {
   request: DaemonRequest;
+  /** This request's lease length, as far as this daemon's clock can tell. */
+  leaseMs: number;
   /** The socket generation it came through (0: HTTP polling). */
   via: number;
   controller: AbortController;
@@ -100,6 +102,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   #reconnectTimer: NodeJS.Timeout | null = null;
   #pollTimer: NodeJS.Timeout | null = null;
   #polling = false;
+  /** The heartbeat under way, if any: its claims must run before close() ends. */
+  #beat: Promise<void> | null = null;
+  /** Every socket opened and not yet closed (the current one, one connecting, one draining). */
+  readonly #sockets = new Set<WebSocket>();
 
   constructor(options: DaemonOptions) {
     super();
@@ -147,18 +153,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.#stopPolling();
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#sendFrame({ type: 'ready', capacity: 0 });
-    const all = Promise.all([...this.#jobs.values()].map((j) => j.done));
+    const deadline = Date.now() + this.#opts.closeTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      all,
-      new Promise((r) => (timer = setTimeout(r, this.#opts.closeTimeoutMs))),
-    ]);
+    const timeUp = new Promise<void>((r) => {
+      timer = setTimeout(r, this.#opts.closeTimeoutMs);
+    });
+    // A heartbeat under way may claim work, and a push may arrive before the hub has
+    // read `ready 0`: wait until no job is left, not only for the jobs of this moment.
+    await Promise.race([this.#beat, timeUp]);
+    while (this.#jobs.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.all([...this.#jobs.values()].map((j) => j.done)), timeUp]);
+    }
     clearTimeout(timer);
     for (const job of this.#jobs.values()) job.controller.abort(new Error('daemon closed'));
     this.#reporter.stop();
-    this.#ws?.close(1000, 'daemon closing');
-    this.#ws = null;
     this.#setState('closed');
+    for (const ws of this.#sockets) ws.close(1000, 'daemon closing');
+    this.#ws = null;
   }
 
   // ---- the socket -------------------------------------------------------------------
@@ -171,6 +182,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       headers: { authorization: `Bearer ${this.#opts.token}` },
       handshakeTimeout: 5_000,
     });
+    this.#sockets.add(ws);
     let helloSeen = false;
     let lastHeard = Date.now();
     let heartbeatMs = 15_000;
@@ -201,6 +213,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     ws.on('error', (err) => this.emit('error', err));
     ws.on('close', () => {
       clearInterval(watchdog);
+      this.#sockets.delete(ws);
       if (this.#ws === ws) this.#ws = null;
       this.#reporter.socketClosed(ws);
       if (generation !== this.#generation) return; // replaced on purpose (drain)
@@ -213,6 +226,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** A new socket said hello: it becomes the current one; an older one is let go. */
   #adopt(ws: WebSocket, generation: number, leaseMs: number): void {
+    if (this.#state === 'closed') {
+      ws.close(1000, 'daemon closed');
+      return;
+    }
     const previous = this.#ws;
     this.#ws = ws;
     this.#current = generation;
@@ -233,7 +250,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   ): void {
     switch (frame.type) {
       case 'request':
-        this.#start(frame.request as DaemonRequest, generation);
+        // While closing a late push still runs (close() waits for it); once closed, the
+        // lease brings it back to the hub.
+        if (this.#state !== 'closed') this.#start(frame.request as DaemonRequest, generation);
         return;
       case 'ack':
       case 'nack':
@@ -292,7 +311,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.#pollTimer = null;
       if (!this.#polling) return;
       try {
-        await this.#heartbeat();
+        this.#beat = this.#heartbeat();
+        await this.#beat;
         this.#pollTimer = setTimeout(tick, this.#opts.pollIntervalMs);
       } catch (err) {
         this.emit('error', err as Error);
@@ -335,8 +355,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   #start(request: DaemonRequest, via: number): void {
     if (this.#jobs.has(request.id)) return; // a repeated push of a job already running
     const controller = new AbortController();
+    // The lease's length from its expiry, capped by the node's default (a daemon clock
+    // behind the hub's would see it longer than it is), and never below 300 ms.
+    const left = Date.parse(request.lease_expires_at) - Date.now();
+    const leaseMs = Math.max(
+      300,
+      Math.min(this.#leaseMs, Number.isFinite(left) ? left : this.#leaseMs),
+    );
     const job: Job = {
       request,
+      leaseMs,
       via,
       controller,
       renewTimer: null,
@@ -396,12 +424,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Renews the lease at a third of its length while the handler runs. */
   #scheduleRenew(job: Job): void {
-    const leaseLeft = Date.parse(job.request.lease_expires_at) - Date.now();
-    const every = Math.max(
-      100,
-      Math.min(this.#leaseMs, leaseLeft > 0 ? leaseLeft : this.#leaseMs) / 3,
-    );
-    job.renewTimer = setTimeout(() => void this.#renew(job), every);
+    job.renewTimer = setTimeout(() => void this.#renew(job), job.leaseMs / 3);
   }
 
   async #renew(job: Job): Promise<void> {

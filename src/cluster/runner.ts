@@ -58,7 +58,7 @@ function run(name: string, command: string, args: string[], env: NodeJS.ProcessE
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `[${name}] `;
   const forward = (stream: NodeJS.WritableStream) => (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (line) stream.write(prefix + line + '\n');
+    for (const line of chunk.toString().split('\n')) if (line) stream.write(`${prefix}${line}\n`);
   };
   child.stdout?.on('data', forward(process.stdout));
   child.stderr?.on('data', forward(process.stderr));

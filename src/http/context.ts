@@ -18,8 +18,11 @@ export interface AppDeps {
   logger: Logger;
   metricsText(): Promise<{ contentType: string; body: string }>;
   ready(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
-  /** GET / ; a placeholder page until the dashboard exists. */
-  dashboardHtml?: () => string;
+  /**
+   * Dev mode only: a client token the dashboard page carries, so it works with no setup.
+   * Never set it outside dev mode: anyone who can load `/` gets the token.
+   */
+  devClientToken?: string;
 }
 
 export interface AppEnv {

@@ -1,16 +1,12 @@
 /**
  * Operations routes, outside /v1 and without auth: liveness, readiness (503 while
- * draining), Prometheus metrics, the OpenAPI document and the dashboard page.
+ * draining), Prometheus metrics, the OpenAPI document, and the dashboard with the
+ * browser client (src/ui/routes.ts).
  */
 import { Hono } from 'hono';
+import { uiRoutes } from '../ui/routes.js';
 import type { AppDeps, AppEnv } from './context.js';
 import { buildOpenApi } from './openapi.js';
-
-const PLACEHOLDER = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Switchboard</title></head>
-<body><h1>Switchboard</h1><p>The dashboard is not built yet. See
-<a href="/openapi.json">/openapi.json</a>, <a href="/readyz">/readyz</a> and
-<a href="/metrics">/metrics</a>.</p></body></html>`;
 
 export function opsRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
@@ -40,7 +36,7 @@ export function opsRoutes(deps: AppDeps): Hono<AppEnv> {
     return c.body(openapi, 200, { 'content-type': 'application/json; charset=utf-8' });
   });
 
-  routes.get('/', (c) => c.html(deps.dashboardHtml ? deps.dashboardHtml() : PLACEHOLDER));
+  routes.route('/', uiRoutes({ devClientToken: deps.devClientToken }));
 
   return routes;
 }

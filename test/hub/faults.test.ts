@@ -235,7 +235,8 @@ describe('heartbeat only: no daemon websocket (two nodes on Redis)', () => {
 
 describe('Redis down and back', () => {
   it('reports the outage as failures, then accepts the retried result and answers the waiter', async () => {
-    const server = await redis({ appendonly: true });
+    // SIGKILL below is a crash: `always`, since `everysec` may lose acknowledged writes.
+    const server = await redis({ appendonly: true, extraArgs: ['--appendfsync', 'always'] });
     const env = { REDIS_URL: server.url, LEASE_MS: '60000' };
     const [a, b] = [await node(env), await node(env)];
     const client = await clientToken();

@@ -27,7 +27,9 @@ async function untilReachable(store: RedisStore): Promise<void> {
 describe('RedisStore faults', () => {
   let server: RedisServer;
   beforeAll(async () => {
-    server = await RedisServer.start({ appendonly: true });
+    // SIGKILL is a crash: with `appendfsync everysec` Redis may postpone writing its log
+    // while a background fsync runs, and lose acknowledged writes. `always` does not.
+    server = await RedisServer.start({ appendonly: true, extraArgs: ['--appendfsync', 'always'] });
   });
   afterAll(async () => {
     await server?.close();

@@ -1,0 +1,79 @@
+/**
+ * The dashboard's routes over HTTP: content types, caching, the dev token only when
+ * given (escaped), and the browser client compiled to a module with no imports that
+ * works when imported as served.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import type * as BrowserClient from '../../src/client/browser.js';
+import type { SwitchboardNode } from '../../src/node.js';
+import { uiRoutes } from '../../src/ui/routes.js';
+import { clientToken, startTestNode } from '../helpers/node.js';
+
+describe('dashboard routes', () => {
+  it('serves the page with the dev token only when one is given, escaped', async () => {
+    const plain = await uiRoutes().request('/');
+    expect(plain.status).toBe(200);
+    expect(plain.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(plain.headers.get('cache-control')).toBe('no-store');
+    expect(plain.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const html = await plain.text();
+    expect(html).toContain('<script type="module" src="/ui/app.js"></script>');
+    expect(html).not.toContain('switchboard-token"');
+
+    const dev = await uiRoutes({ devClientToken: 'a.b"<c>&' }).request('/');
+    expect(await dev.text()).toContain(
+      '<meta name="switchboard-token" content="a.b&quot;&lt;c&gt;&amp;" />',
+    );
+  });
+
+  it('serves the script, the styles and the client with their types', async () => {
+    const routes = uiRoutes();
+    for (const [path, type] of [
+      ['/ui/app.js', 'text/javascript; charset=utf-8'],
+      ['/ui/style.css', 'text/css; charset=utf-8'],
+      ['/client/browser.js', 'text/javascript; charset=utf-8'],
+    ] as const) {
+      const res = await routes.request(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type'), path).toBe(type);
+      expect(res.headers.get('cache-control'), path).toBe('no-cache');
+      const etag = res.headers.get('etag');
+      expect(etag, path).toBeTruthy();
+      const again = await routes.request(path, { headers: { 'if-none-match': etag ?? '' } });
+      expect(again.status, path).toBe(304);
+    }
+    const client = await (await routes.request('/client/browser.js')).text();
+    expect(client).not.toMatch(/^\s*import\s/m);
+    expect(client).toMatch(/export\s*\{[^}]*createClient/);
+  });
+
+  describe('the compiled client, as served, against a node', () => {
+    let node: SwitchboardNode;
+    beforeAll(async () => {
+      node = await startTestNode();
+    });
+    afterAll(async () => {
+      await node?.kill();
+    });
+
+    it('imports and talks to the hub', async () => {
+      const res = await fetch(`${node.url}/client/browser.js`);
+      expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      const source = await res.text();
+      const mod = (await import(
+        `data:text/javascript;base64,${Buffer.from(source).toString('base64')}`
+      )) as typeof BrowserClient;
+      const client = mod.createClient({ url: node.url, token: await clientToken(), WebSocket });
+      try {
+        const sent = await client.send('served', 'k', { a: 1 });
+        expect(sent).toMatchObject({ runtime_id: 'served', status: 'pending' });
+        const err = await client.send('served', '!').catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(mod.SwitchboardError);
+        expect(err).toMatchObject({ status: 400, code: 'invalid_request' });
+      } finally {
+        client.close();
+      }
+    });
+  });
+});
