@@ -33,6 +33,8 @@ interface ClientState {
   /** Last state sent per request id (`status:epoch`), so repeats are not resent. */
   sent: Map<string, string>;
   offReconnect: () => void;
+  /** Set while the client watches every runtime's presence (`watch_runtimes`). */
+  offWatch: (() => void) | null;
 }
 
 const STATE = Symbol('clientState');
@@ -45,8 +47,10 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
     subs: new Map(),
     sent: new Map(),
     offReconnect: () => {},
+    offWatch: null,
   };
   state.offReconnect = hub.relay.onReconnect(() => {
+    if (state.offWatch) void watchRuntimes(ws, state);
     for (const sub of state.subs.values()) void refresh(ws, state, sub);
   });
   (ws as ClientSocket)[STATE] = state;
@@ -83,9 +87,33 @@ function onFrame(ws: WebSocket, data: RawData, isBinary: boolean): void {
   }
   const state = (ws as ClientSocket)[STATE];
   const frame = parsed.frame;
+  if (frame.type === 'watch_runtimes') return void watchRuntimes(ws, state);
+  if (frame.type === 'unwatch_runtimes') {
+    state.offWatch?.();
+    state.offWatch = null;
+    return;
+  }
   const rt = { workspace: state.workspace, runtime: frame.runtime };
   if (frame.type === 'subscribe') void subscribe(ws, state, rt, frame.requests);
   else unsubscribe(state, rt, frame.requests);
+}
+
+/** Presence of the whole workspace: every known runtime now, then every change. */
+async function watchRuntimes(ws: WebSocket, state: ClientState): Promise<void> {
+  const { hub, workspace } = state;
+  if (!state.offWatch) {
+    const channel = workspacePresenceChannel(hub.store.settings.prefix, workspace);
+    state.offWatch = hub.relay.subscribe(channel, (runtime) => {
+      void sendRuntime(ws, state, { workspace, runtime });
+    });
+  }
+  try {
+    for (const info of await hub.store.listRuntimes(workspace)) {
+      send(ws, { type: 'runtime', runtime_info: info });
+    }
+  } catch {
+    send(ws, errorFrame('store_unavailable', 'could not list runtimes: store unavailable'));
+  }
 }
 
 async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?: string[]) {
@@ -105,7 +133,8 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
       hub.relay.subscribe(
         workspacePresenceChannel(hub.store.settings.prefix, rt.workspace),
         (m) => {
-          if (m === rt.runtime) void sendRuntime(ws, state, s);
+          // A socket watching the whole workspace gets this change from that watch.
+          if (m === rt.runtime && !state.offWatch) void sendRuntime(ws, state, s.rt);
         },
       ),
     );
@@ -186,15 +215,15 @@ async function refresh(ws: WebSocket, state: ClientState, sub: Subscription): Pr
       ? await Promise.all([...sub.ids].map((id) => store.get(sub.rt, id)))
       : (await store.list(sub.rt, { limit: SNAPSHOT_LIMIT })).requests;
     for (const r of records) if (r) sendIfChanged(ws, state, r);
-    await sendRuntime(ws, state, sub);
+    await sendRuntime(ws, state, sub.rt);
   } catch {
     // store down: the next reconnect or hint brings the state
   }
 }
 
-async function sendRuntime(ws: WebSocket, state: ClientState, sub: Subscription) {
+async function sendRuntime(ws: WebSocket, state: ClientState, rt: RuntimeRef) {
   try {
-    const info = (await state.hub.store.getRuntime(sub.rt)) ?? emptyRuntime(sub.rt.runtime);
+    const info = (await state.hub.store.getRuntime(rt)) ?? emptyRuntime(rt.runtime);
     send(ws, { type: 'runtime', runtime_info: info });
   } catch {
     // presence is a hint; the next change resends it
@@ -217,6 +246,7 @@ function emptyRuntime(id: string) {
 function clientSocketOnClose(this: WebSocket): void {
   const state = (this as ClientSocket)[STATE];
   state.offReconnect();
+  state.offWatch?.();
   for (const sub of state.subs.values()) for (const off of sub.unsubscribe) off();
   state.subs.clear();
   state.hub.clientClosed();

@@ -92,7 +92,20 @@ export const UnsubscribeFrame = z.strictObject({
   runtime: RuntimeId,
   requests: RequestIds.optional(),
 });
-export const ClientInbound = z.discriminatedUnion('type', [SubscribeFrame, UnsubscribeFrame]);
+/**
+ * An addition to DESIGN.md's protocol: presence of every runtime of the workspace,
+ * including ones that appear later (a dashboard cannot subscribe to a runtime it does
+ * not know of yet). The server answers with one `runtime` frame per known runtime, then
+ * a `runtime` frame on every presence change in the workspace.
+ */
+export const WatchRuntimesFrame = z.strictObject({ type: z.literal('watch_runtimes') });
+export const UnwatchRuntimesFrame = z.strictObject({ type: z.literal('unwatch_runtimes') });
+export const ClientInbound = z.discriminatedUnion('type', [
+  SubscribeFrame,
+  UnsubscribeFrame,
+  WatchRuntimesFrame,
+  UnwatchRuntimesFrame,
+]);
 export type ClientInbound = z.infer<typeof ClientInbound>;
 
 // server -> client

@@ -46,12 +46,17 @@ async function serve(argv: string[]): Promise<void> {
     '30d',
   );
   const node = await startNode({ config, devClientToken: client });
+  const curlBody = `'{"kind":"echo","payload":{"hello":"world"}}'`;
   process.stdout.write(
-    `\nSwitchboard (dev mode: embedded store, random secret) at ${node.url}\n` +
-      `dashboard: ${node.url}/ (signed in as the dev client)\n\n` +
-      `client token (workspace "${DEV_WORKSPACE}"):\n  ${client}\n\n` +
-      `daemon token (runtime "${DEV_RUNTIME}"):\n  ${daemon}\n\n` +
-      `try: node bin/switchboard.js daemon --url ${node.url} --token <daemon token> --echo\n\n`,
+    `\nSwitchboard in dev mode (embedded store, random secret): ${node.url}\n\n` +
+      `  dashboard     ${node.url}/   (signed in as the dev client)\n` +
+      `  client token  (workspace "${DEV_WORKSPACE}")\n    ${client}\n` +
+      `  daemon token  (runtime "${DEV_RUNTIME}")\n    ${daemon}\n\n` +
+      `Start a daemon that echoes, in another terminal:\n` +
+      `  npx switchboard daemon --url ${node.url} --echo --token ${daemon}\n\n` +
+      `Send it a request and wait for the result:\n` +
+      `  curl -s ${node.url}/v1/runtimes/${DEV_RUNTIME}/requests -H 'Authorization: Bearer ${client}' -d ${curlBody}\n` +
+      `  curl -s '${node.url}/v1/runtimes/${DEV_RUNTIME}/requests/<id>?wait_ms=30000' -H 'Authorization: Bearer ${client}'\n\n`,
   );
   await stopOnSignal(node);
 }

@@ -98,6 +98,13 @@ export interface Client {
     onEvent: (event: ClientEvent) => void,
     opts?: { requests?: string[] },
   ): () => void;
+  /**
+   * Presence of every runtime of the workspace, including ones that appear later: a
+   * `runtime` event per known runtime (again after every reconnect), then one on every
+   * presence change. Returns the function that stops it. (The `watch_runtimes` frame:
+   * an addition to the protocol, see the README.)
+   */
+  watchRuntimes(onEvent: (event: ClientEvent) => void): () => void;
   /** One request as it is now. */
   get(runtime: string, id: string): Promise<Request>;
   /** Cancels a pending or running request (409 `already_terminal` when it has ended). */
@@ -111,6 +118,9 @@ export interface Client {
   /** Closes the socket; pending `result` calls reject with `closed`. */
   close(): void;
 }
+
+/** A listener on this runtime name watches every runtime (no runtime id has a `*`). */
+const ALL_RUNTIMES = '*';
 
 interface Listener {
   runtime: string;
@@ -179,6 +189,11 @@ export function createClient(options: ClientOptions): Client {
         ids: opts.requests ? new Set(opts.requests) : null,
         onEvent,
       };
+      socket.add(listener);
+      return () => socket.remove(listener);
+    },
+    watchRuntimes(onEvent) {
+      const listener: Listener = { runtime: ALL_RUNTIMES, ids: null, onEvent };
       socket.add(listener);
       return () => socket.remove(listener);
     },
@@ -401,7 +416,9 @@ class SharedSocket {
     }
     if (this.mode !== 'open' || !before) return;
     const { runtime } = listener;
-    if (!after) {
+    if (runtime === ALL_RUNTIMES) {
+      if (!after) this.#send({ type: 'unwatch_runtimes' });
+    } else if (!after) {
       this.#send({ type: 'unsubscribe', runtime });
     } else if (!before.ids && after.ids) {
       // The hub keeps a whole-runtime subscription whole: narrow it by starting over.
@@ -450,7 +467,8 @@ class SharedSocket {
   }
 
   #subscribe(runtime: string, ids: Set<string> | null): void {
-    if (!ids) this.#send({ type: 'subscribe', runtime });
+    if (runtime === ALL_RUNTIMES) this.#send({ type: 'watch_runtimes' });
+    else if (!ids) this.#send({ type: 'subscribe', runtime });
     else for (const c of chunks([...ids])) this.#send({ type: 'subscribe', runtime, requests: c });
   }
 
@@ -541,7 +559,7 @@ class SharedSocket {
         );
         break;
       case 'runtime':
-        this.#emit((l) => l.runtime === frame.runtime_info.id, frame);
+        this.#emit((l) => l.runtime === frame.runtime_info.id || l.runtime === ALL_RUNTIMES, frame);
         break;
       case 'error':
         this.#emit(() => true, frame);

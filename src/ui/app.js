@@ -1,9 +1,10 @@
 /**
  * The dashboard: runtimes with presence and counts, a live feed of requests, and a form
  * to send one and watch its result. Everything live comes through the browser client's
- * one websocket (a subscription per known runtime); the runtime list is read from
- * GET /v1/runtimes at start, on presence changes and when a new runtime name appears,
- * and a runtime's counts are re-read (debounced) when its requests change.
+ * one websocket: the workspace's presence (`watchRuntimes`: runtimes that appear later
+ * show up by themselves) and a subscription per runtime for its requests. The runtime
+ * list is read once from GET /v1/runtimes at start (and on Refresh or when the tab comes
+ * back), and a runtime's counts are re-read (debounced) when its requests change.
  *
  * No framework: state in a few maps, rendering with textContent only (no HTML from data).
  */
@@ -92,8 +93,9 @@ async function connect(token) {
   setConnection('connecting', 'connecting');
   try {
     await refreshRuntimes();
-    // Nothing to watch yet: no socket is needed until a runtime appears.
-    if (state.client?.mode === 'idle') setConnection('idle', 'ready');
+    if (state.client) {
+      state.subscriptions.set('*', state.client.watchRuntimes(onWorkspaceEvent));
+    }
   } catch (err) {
     if (err?.status === 401 || err?.status === 403) {
       const why = err.status === 401 ? 'was refused' : 'is not a client token';
@@ -188,6 +190,16 @@ function watch(runtime) {
   scheduleRender();
 }
 
+/** Presence of the whole workspace: a runtime seen for the first time gets watched. */
+function onWorkspaceEvent(event) {
+  if (event.type === 'runtime') {
+    setRuntime(event.runtime_info, nextTick());
+    watch(event.runtime_info.id);
+  } else if (event.type === 'connection') {
+    showMode(event.mode);
+  }
+}
+
 function stubRuntime(id) {
   return { id, online: false, last_seen_at: null, connections: [], pending: 0, running: 0 };
 }
@@ -205,8 +217,6 @@ function onEvent(runtime, event) {
       break;
     case 'runtime':
       setRuntime(event.runtime_info, nextTick());
-      // Presence moved: other runtimes may have come or gone too.
-      quietly(refreshRuntimes());
       break;
     case 'connection':
       showMode(event.mode);

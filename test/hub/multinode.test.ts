@@ -130,4 +130,35 @@ describe('three nodes on one Redis', () => {
     expect([...seen.values()].every((n) => n === 1)).toBe(true);
     await Promise.all(daemons.map((d) => d.close()));
   });
+
+  it('tells a watch_runtimes socket of every runtime, including one that appears later', async () => {
+    const token = await clientToken('watchers');
+    const watcher = await FrameSocket.client(c, token);
+    const early = await readyDaemon(a, await daemonToken('early', 'watchers'), 1);
+    watcher.send({ type: 'watch_runtimes' });
+    const first = await watcher.next((f) => f.type === 'runtime' && f.runtime_info.id === 'early');
+    expect(first.runtime_info.online).toBe(true);
+
+    const late = await readyDaemon(b, await daemonToken('late', 'watchers'), 2);
+    const appeared = await watcher.next(
+      (f) => f.type === 'runtime' && f.runtime_info.id === 'late' && f.runtime_info.online,
+    );
+    expect(appeared.runtime_info.connections).toEqual([
+      expect.objectContaining({ node_id: 'node-b', capacity: 2 }),
+    ]);
+    await late.close();
+    await watcher.next(
+      (f) => f.type === 'runtime' && f.runtime_info.id === 'late' && !f.runtime_info.online,
+    );
+
+    watcher.send({ type: 'unwatch_runtimes' });
+    watcher.send({ type: 'subscribe', runtime: 'early' });
+    await watcher.next('snapshot');
+    await early.close();
+    // Still told through the runtime's own subscription once the watch is off.
+    await watcher.next(
+      (f) => f.type === 'runtime' && f.runtime_info.id === 'early' && !f.runtime_info.online,
+    );
+    await watcher.close();
+  });
 });

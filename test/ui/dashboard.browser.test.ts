@@ -65,6 +65,7 @@ describe('dashboard in Chromium', () => {
   describe('dev mode', () => {
     let node: SwitchboardNode;
     const daemons: Daemon[] = [];
+    let daemonFor: (rt: string) => Promise<string>;
 
     beforeAll(async () => {
       const config = loadConfig({
@@ -83,7 +84,7 @@ describe('dashboard in Chromium', () => {
       );
       const options: NodeOptions = { config, devClientToken };
       node = await startNode(options);
-      const daemonFor = (rt: string) =>
+      daemonFor = (rt: string) =>
         auth.sign({ sub: `dev-${rt}`, ws: 'dev', role: 'daemon', rt }, '1h');
       daemons.push(
         await startDaemon(node.url, await daemonFor('demo'), { echo: async (payload) => payload }),
@@ -139,6 +140,14 @@ describe('dashboard in Chromium', () => {
       await page.getByLabel('Payload (JSON, optional)').fill('{"second": true}');
       await page.getByTestId('send-submit').click();
       await page.locator('[data-testid="feed-item"][data-status="completed"]').nth(1).waitFor();
+
+      // A runtime whose first daemon connects after the page loaded shows up by itself.
+      const late = await startDaemon(node.url, await daemonFor('late'), {
+        '*': async () => 'late',
+      });
+      await runtime('late', true).waitFor();
+      await late.close();
+      await runtime('late', false).waitFor();
 
       await daemons[1]?.close();
       await runtime('other', false).waitFor();
