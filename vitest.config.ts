@@ -10,6 +10,7 @@ export default defineConfig({
     // runs its own redis-server processes), so cap the worker count.
     fileParallelism: true,
     maxWorkers: 2,
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' line at the end.
+    reporters: ['default', ['json', { outputFile: 'test-artifacts/vitest.json' }]],
   },
 });
