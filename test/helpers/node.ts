@@ -7,9 +7,28 @@ import { WebSocket } from 'ws';
 import { Auth } from '../../src/auth.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type NodeOptions, type SwitchboardNode, startNode } from '../../src/node.js';
+import { RedisServer } from './redis.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
 export const auth = new Auth(SECRET);
+
+/**
+ * The two stores a node can run on, for `describe.each`: the embedded one, and Redis on
+ * a private redis-server started for the suite.
+ */
+export const STORE_BACKENDS: [
+  string,
+  () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>,
+][] = [
+  ['memory', async () => ({ env: {}, stop: async () => {} })],
+  [
+    'redis',
+    async () => {
+      const server = await RedisServer.start();
+      return { env: { REDIS_URL: server.url }, stop: () => server.close() };
+    },
+  ],
+];
 
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({

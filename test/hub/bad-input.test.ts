@@ -17,9 +17,9 @@ import {
   FrameSocket,
   readyDaemon,
   SECRET,
+  STORE_BACKENDS,
   startTestNode,
 } from '../helpers/node.js';
-import { RedisServer } from '../helpers/redis.js';
 
 const SMALL_PAYLOAD = 4096;
 
@@ -110,18 +110,7 @@ async function withUncaught<T>(work: () => Promise<T>): Promise<{ value: T; unca
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-const modes: [string, () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>][] = [
-  ['memory', async () => ({ env: {}, stop: async () => {} })],
-  [
-    'redis',
-    async () => {
-      const server = await RedisServer.start();
-      return { env: { REDIS_URL: server.url }, stop: () => server.close() };
-    },
-  ],
-];
-
-describe.each(modes)('bad input (%s store)', (_name, backend) => {
+describe.each(STORE_BACKENDS)('bad input (%s store)', (_name, backend) => {
   let node: SwitchboardNode;
   /** The same backend, MAX_PAYLOAD_BYTES 4096. */
   let small: SwitchboardNode;

@@ -10,22 +10,11 @@ import {
   daemonToken,
   FrameSocket,
   readyDaemon,
+  STORE_BACKENDS,
   startTestNode,
 } from '../helpers/node.js';
-import { RedisServer } from '../helpers/redis.js';
 
-const modes: [string, () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>][] = [
-  ['memory', async () => ({ env: {}, stop: async () => {} })],
-  [
-    'redis',
-    async () => {
-      const server = await RedisServer.start();
-      return { env: { REDIS_URL: server.url }, stop: () => server.close() };
-    },
-  ],
-];
-
-describe.each(modes)('one node (%s store)', (_name, backend) => {
+describe.each(STORE_BACKENDS)('one node (%s store)', (_name, backend) => {
   let node: SwitchboardNode;
   let stopBackend: () => Promise<void>;
   let client: string;

@@ -17,9 +17,9 @@ import {
   daemonToken,
   FrameSocket,
   readyDaemon,
+  STORE_BACKENDS,
   startTestNode,
 } from '../helpers/node.js';
-import { RedisServer } from '../helpers/redis.js';
 
 const NUM_RUNS = 100;
 const FRAME_TIMEOUT_MS = 2_000;
@@ -451,18 +451,7 @@ const describeUncaught = (errs: unknown[]) =>
 
 // ---- the properties -----------------------------------------------------------------
 
-const modes: [string, () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>][] = [
-  ['memory', async () => ({ env: {}, stop: async () => {} })],
-  [
-    'redis',
-    async () => {
-      const server = await RedisServer.start();
-      return { env: { REDIS_URL: server.url }, stop: () => server.close() };
-    },
-  ],
-];
-
-describe.each(modes)('properties (%s store)', (_name, backend) => {
+describe.each(STORE_BACKENDS)('properties (%s store)', (_name, backend) => {
   let node: SwitchboardNode;
   let stopBackend: () => Promise<void>;
   let client: string;
