@@ -14,6 +14,7 @@ import type { SocketHost as Hub } from './host.js';
 import { ClientInbound, type ClientOutbound, errorFrame, parseFrame } from './protocol.js';
 
 const SNAPSHOT_LIMIT = 100;
+const FORWARD_RETRY_MS = 1_000;
 /** Per-socket memory of what was sent is bounded; the oldest entries go first. */
 const SENT_LIMIT = 10_000;
 
@@ -140,6 +141,7 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     );
   }
   try {
+    await hub.relay.subscribed(keys.updates);
     // The snapshot answers this frame: the ids it named, or the runtime's newest requests.
     const records =
       sub.ids && ids
@@ -191,12 +193,22 @@ function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: s
   void forward(ws, state, sub.rt, hint.id);
 }
 
-async function forward(ws: WebSocket, state: ClientState, rt: RuntimeRef, id: string) {
+async function forward(
+  ws: WebSocket,
+  state: ClientState,
+  rt: RuntimeRef,
+  id: string,
+  retry = true,
+) {
   try {
     const record = await state.hub.store.get(rt, id);
     if (record) sendIfChanged(ws, state, record);
   } catch {
-    // The next hint or a resubscribe brings the state; the store is down right now.
+    // The store did not answer: a terminal state would have no later hint, so try once
+    // more a moment later (a relay reconnect re-reads everything as well).
+    if (retry && ws.readyState === ws.OPEN) {
+      setTimeout(() => void forward(ws, state, rt, id, false), FORWARD_RETRY_MS).unref();
+    }
   }
 }
 

@@ -67,7 +67,22 @@ function onFrame(hub: Hub, conn: DaemonConnection, data: RawData, isBinary: bool
   }
   const parsed = parseFrame(DaemonInbound, data.toString());
   if (!parsed.ok) {
-    invalid(conn, parsed.error.message);
+    const raw = parsed.raw as { type?: unknown; id?: unknown; epoch?: unknown } | null;
+    const names =
+      raw?.type === 'result' &&
+      typeof raw.id === 'string' &&
+      raw.id.length > 0 &&
+      raw.id.length <= 128 &&
+      Number.isSafeInteger(raw.epoch) &&
+      (raw.epoch as number) >= 0;
+    if (names) {
+      // A result the hub cannot take is refused for that request (nack invalid_message),
+      // so the daemon stops resending it; the request stays running until its lease ends.
+      const { id, epoch } = raw as { id: string; epoch: number };
+      invalid(conn, parsed.error.message, { id, epoch });
+    } else {
+      invalid(conn, parsed.error.message);
+    }
     return;
   }
   const frame = parsed.frame;
@@ -140,7 +155,15 @@ async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
   }
 }
 
-function invalid(conn: DaemonConnection, message: string): void {
+/**
+ * An invalid frame: answered with an error frame, or with a `nack invalid_message` when
+ * it was a result for a request it names. Too many within the window close the socket.
+ */
+function invalid(
+  conn: DaemonConnection,
+  message: string,
+  result?: { id: string; epoch: number },
+): void {
   const now = Date.now();
   conn.invalidFrames = conn.invalidFrames.filter((t) => now - t < FLOOD_WINDOW_MS);
   conn.invalidFrames.push(now);
@@ -148,7 +171,11 @@ function invalid(conn: DaemonConnection, message: string): void {
     conn.ws.close(CLOSE.policyViolation, 'too many invalid frames');
     return;
   }
-  void conn.send(errorFrame('invalid_message', message));
+  if (result) {
+    void conn.send({ type: 'nack', ...result, code: 'invalid_message', retry: false });
+  } else {
+    void conn.send(errorFrame('invalid_message', message));
+  }
 }
 
 function daemonSocketOnPong(this: WebSocket): void {

@@ -103,6 +103,10 @@ export class Dispatcher {
       })
       .finally(() => {
         local.pumping = null;
+        // A pump asked for after the loop's last look would otherwise wait for the sweep.
+        const again = local.again;
+        local.again = null;
+        if (again && this.#runtimes.get(local.keys.tag) === local) void this.pump(local.rt, again);
       });
     return local.pumping;
   }
@@ -198,7 +202,10 @@ export class Dispatcher {
           const r = await this.deps.store.get(local.rt, id);
           this.#reconcile(
             local,
-            r ? { id, status: r.status, epoch: r.epoch } : { id, status: 'timeout', epoch: -1 },
+            // A record gone (purged) is no longer anyone's: an epoch above any held one.
+            r
+              ? { id, status: r.status, epoch: r.epoch }
+              : { id, status: 'timeout', epoch: Number.MAX_SAFE_INTEGER },
           );
         }),
       ),

@@ -4,6 +4,7 @@
  * shutdown, on top of a store (the truth) and a relay (the hints). The HTTP layer and
  * the socket handlers call into it; it never imports from src/.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { DaemonRequest, RequestRecord, RuntimeRef } from '../stores/domain.js';
@@ -57,6 +58,8 @@ export class Hub implements SocketHost {
       metrics: this.metrics,
       logger: this.logger,
     };
+    // Every long-poll listens on this signal: many at once is normal, not a leak.
+    setMaxListeners(0, this.#waits.signal);
     this.dispatcher = new Dispatcher(deps);
     this.sweeper = new Sweeper({
       ...deps,

@@ -140,7 +140,7 @@ export type ClientOutbound =
 export function parseFrame<T>(
   schema: z.ZodType<T>,
   raw: string,
-): { ok: true; frame: T } | { ok: false; error: ErrorFrame } {
+): { ok: true; frame: T } | { ok: false; error: ErrorFrame; raw?: unknown } {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -154,6 +154,7 @@ export function parseFrame<T>(
   const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
   return {
     ok: false,
+    raw: json,
     error: errorFrame(
       'invalid_message',
       typeof type === 'string'

@@ -13,6 +13,12 @@ export type HintListener = (message: string) => void;
 
 export interface Relay {
   subscribe(channel: string, listener: HintListener): () => void;
+  /**
+   * Resolves once the channel's subscription is live (Redis acknowledged it), so a read
+   * made after it cannot miss a hint published in between. Never rejects: a failed
+   * subscribe resolves too, and the reconnect path makes up for it.
+   */
+  subscribed(channel: string): Promise<void>;
   publish(channel: string, message: string): Promise<void>;
   /** Returns the function that removes the listener. */
   onReconnect(listener: () => void): () => void;
@@ -24,9 +30,10 @@ export interface Relay {
 /** Reference-counted listener sets; subclasses do the actual (un)subscribe. */
 abstract class CountedRelay implements Relay {
   protected readonly listeners = new Map<string, Set<HintListener>>();
+  protected readonly live = new Map<string, Promise<void>>();
   protected readonly reconnectListeners = new Set<() => void>();
   abstract readonly connected: boolean;
-  protected abstract attach(channel: string): void;
+  protected abstract attach(channel: string): Promise<void>;
   protected abstract detach(channel: string): void;
   abstract publish(channel: string, message: string): Promise<void>;
   abstract close(): Promise<void>;
@@ -36,7 +43,7 @@ abstract class CountedRelay implements Relay {
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      this.attach(channel);
+      this.live.set(channel, this.attach(channel));
     }
     set.add(listener);
     let active = true;
@@ -48,9 +55,14 @@ abstract class CountedRelay implements Relay {
       current.delete(listener);
       if (current.size === 0) {
         this.listeners.delete(channel);
+        this.live.delete(channel);
         this.detach(channel);
       }
     };
+  }
+
+  subscribed(channel: string): Promise<void> {
+    return this.live.get(channel) ?? Promise.resolve();
   }
 
   onReconnect(listener: () => void): () => void {
@@ -75,11 +87,12 @@ export class MemoryRelay extends CountedRelay {
   constructor(private readonly bus: Bus) {
     super();
   }
-  protected attach(channel: string): void {
+  protected attach(channel: string): Promise<void> {
     this.#unsubscribe.set(
       channel,
       this.bus.subscribe(channel, (m) => this.deliver(channel, m)),
     );
+    return Promise.resolve();
   }
   protected detach(channel: string): void {
     this.#unsubscribe.get(channel)?.();
@@ -133,8 +146,11 @@ export class RedisRelay extends CountedRelay {
     this.reconnected();
   }
 
-  protected attach(channel: string): void {
-    this.sub.subscribe(channel).catch(this.onError);
+  protected attach(channel: string): Promise<void> {
+    return this.sub.subscribe(channel).then(
+      () => {},
+      (err: Error) => this.onError(err),
+    );
   }
 
   protected detach(channel: string): void {

@@ -6,6 +6,7 @@
  * lapses when its node dies and another node takes it.
  */
 import type { Logger } from 'pino';
+import type { RuntimeRef } from '../stores/domain.js';
 import { SWEEP_BUCKETS, workspacePresenceChannel } from '../stores/keys.js';
 import type { RequestStore } from '../stores/store.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -49,6 +50,23 @@ export class Sweeper {
     return this.#running;
   }
 
+  async #sweepRuntime(rt: RuntimeRef): Promise<void> {
+    const { store, metrics } = this.deps;
+    const out = await store.expire(rt);
+    if (out.timedOut.length) {
+      metrics.sweeps.inc({ change: 'timeout' }, out.timedOut.length);
+      metrics.transitions.inc({ status: 'timeout' }, out.timedOut.length);
+    }
+    if (out.requeued.length) metrics.sweeps.inc({ change: 'requeue' }, out.requeued.length);
+    if (out.staleConnections > 0) {
+      await this.deps.relay.publish(
+        workspacePresenceChannel(store.settings.prefix, rt.workspace),
+        rt.runtime,
+      );
+    }
+    if (out.live === 0 && out.retained === 0) await store.forgetIfIdle(rt);
+  }
+
   async #pass(): Promise<void> {
     const { store, logger } = this.deps;
     try {
@@ -57,20 +75,12 @@ export class Sweeper {
         // lives; a dead node's buckets pass on within two intervals.
         if (!(await store.lockBucket(bucket, this.deps.nodeId, this.deps.intervalMs * 2))) continue;
         for (const rt of await store.sweepCandidates(bucket)) {
-          const out = await store.expire(rt);
-          if (out.timedOut.length)
-            this.deps.metrics.sweeps.inc({ change: 'timeout' }, out.timedOut.length);
-          if (out.requeued.length)
-            this.deps.metrics.sweeps.inc({ change: 'requeue' }, out.requeued.length);
-          if (out.timedOut.length)
-            this.deps.metrics.transitions.inc({ status: 'timeout' }, out.timedOut.length);
-          if (out.staleConnections > 0) {
-            await this.deps.relay.publish(
-              workspacePresenceChannel(store.settings.prefix, rt.workspace),
-              rt.runtime,
-            );
+          try {
+            await this.#sweepRuntime(rt);
+          } catch (err) {
+            // One runtime failing must not skip the rest of the pass.
+            logger.warn({ err, runtime: rt }, 'sweep of a runtime failed; the next pass retries');
           }
-          if (out.live === 0 && out.retained === 0) await store.forgetIfIdle(rt);
         }
       }
     } catch (err) {

@@ -28,7 +28,8 @@ export async function waitForTerminal(
     signalled = true;
     resume?.();
   };
-  const unsubscribe = relay.subscribe(runtimeKeys(store.settings.prefix, rt).updates, (m) => {
+  const channel = runtimeKeys(store.settings.prefix, rt).updates;
+  const unsubscribe = relay.subscribe(channel, (m) => {
     try {
       const hint = JSON.parse(m) as UpdateHint;
       if (hint.id === id && TERMINAL.has(hint.status)) signal();
@@ -40,6 +41,7 @@ export async function waitForTerminal(
   abort?.addEventListener('abort', signal);
   const deadline = Date.now() + waitMs;
   try {
+    await relay.subscribed(channel);
     for (;;) {
       signalled = false;
       const record = await store.get(rt, id);

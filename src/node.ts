@@ -90,6 +90,9 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
   });
 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Node drops its own error listener from an upgrading socket: without this one, a
+    // client resetting the connection while the token is checked crashes the process.
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route =
       url.pathname === '/v1/daemon/ws' ? 'daemon' : url.pathname === '/v1/ws' ? 'client' : null;
@@ -105,6 +108,9 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
     } catch (err) {
       return refuse(socket, toHttpError(err));
     }
+    // Checked again: draining may have begun while the token was being verified.
+    if (hub.draining)
+      return refuse(socket, new HttpError(503, 'draining', 'node is shutting down'));
     if (principal.role !== route) {
       const message = `a ${principal.role} token cannot open this socket`;
       return refuse(socket, new HttpError(403, 'forbidden', message));
@@ -148,12 +154,15 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
     close() {
       closing ??= (async () => {
         // Draining first, still listening: /readyz answers 503 so load balancers move
-        // away, /v1 answers 503 draining, and new websocket upgrades are refused.
+        // away, /v1 answers 503 draining, and new websocket upgrades are refused. The
+        // whole shutdown fits in one SHUTDOWN_GRACE_MS: HTTP gets what the drain left.
+        const deadline = Date.now() + config.shutdownGraceMs;
         await hub.drain();
         server.close();
         for (const ws of sockets.clients) ws.close(1001, 'node shutting down');
         server.closeIdleConnections();
-        const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
+        const left = Math.max(0, deadline - Date.now());
+        const grace = setTimeout(() => server.closeAllConnections(), left);
         await new Promise<void>((resolve) => server.close(() => resolve()));
         clearTimeout(grace);
         await release();
@@ -189,12 +198,7 @@ async function openStore(
     return { store, relay: new MemoryRelay(store.bus) };
   }
   const target: RedisTarget = config.redisCluster
-    ? {
-        cluster: config.redisUrl.split(',').map((u) => {
-          const parsed = new URL(u.trim());
-          return { host: parsed.hostname, port: Number(parsed.port || 6379) };
-        }),
-      }
+    ? clusterTarget(config.redisUrl)
     : { url: config.redisUrl };
   const store = await RedisStore.connect(
     { ...target, name: `${config.nodeId}:cmd` },
@@ -208,6 +212,18 @@ async function openStore(
     commandTimeout: undefined,
   });
   return { store, relay: new RedisRelay(sub, store.redis, onError) };
+}
+
+/** REDIS_CLUSTER=true: startup nodes from the URL list; credentials and TLS from the first. */
+function clusterTarget(urls: string): RedisTarget {
+  const parsed = urls.split(',').map((u) => new URL(u.trim()));
+  const first = parsed[0] as URL;
+  return {
+    cluster: parsed.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
+    username: decodeURIComponent(first.username) || undefined,
+    password: decodeURIComponent(first.password) || undefined,
+    tls: first.protocol === 'rediss:',
+  };
 }
 
 function refuse(socket: Duplex, err: HttpError): void {

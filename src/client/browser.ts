@@ -24,6 +24,9 @@ const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'timeout',
 /** Errors that asking again will not fix; anything else (network, 5xx, 429) is retried. */
 const FATAL_STATUS: ReadonlySet<number> = new Set([400, 401, 403, 404, 409, 413]);
 const LONG_POLL_MS = 30_000;
+/** How often `result()` reads over HTTP while it waits on an open socket (a safety net). */
+const SOCKET_RECHECK_MS = 20_000;
+
 /** The hub takes at most this many ids in one subscribe frame. */
 const IDS_PER_FRAME = 500;
 
@@ -69,7 +72,10 @@ export interface ClientOptions {
 }
 
 export type SendOptions = Omit<CreateRequestBody, 'kind' | 'payload'> & {
-  /** Same key and same body within 24 h: the same request comes back, not a new one. */
+  /**
+   * Same key and same body while the request is kept (RETENTION_MS after it ends, at
+   * most 24 h): the same request comes back, not a new one.
+   */
   idempotencyKey?: string;
 };
 
@@ -318,9 +324,15 @@ async function awaitResult(
         const found = event.requests.find((r) => r.id === id);
         if (isTerminal(found)) finish(found);
         else if (!found) void readOnce();
+      } else if (event.type === 'error') {
+        // The hub could not read something for this socket: ask over HTTP instead.
+        void readOnce();
       }
     },
   };
+  // While the socket is up, frames carry the result; a frame the hub could not send
+  // (a read that failed on its side) would leave this waiting, so read now and then.
+  const recheck = setInterval(() => void readOnce(), SOCKET_RECHECK_MS);
   const onClose = () => finish(closedError());
   closing.addEventListener('abort', onClose);
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
@@ -340,6 +352,7 @@ async function awaitResult(
   } finally {
     stop.abort();
     clearTimeout(timer);
+    clearInterval(recheck);
     closing.removeEventListener('abort', onClose);
     socket.remove(listener);
   }

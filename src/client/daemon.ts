@@ -21,7 +21,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
-import type { DaemonRequest } from '../../stores/domain.js';
+import { type DaemonRequest, isJsonValue, MAX_JSON_DEPTH } from '../../stores/domain.js';
 import { Backoff } from './backoff.js';
 import { type JobOutcome, type Report, Reporter } from './reporter.js';
 
@@ -81,6 +81,13 @@ interface Job {
   done: Promise<void>;
 }
 
+const MAX_CODE = 128;
+const MAX_MESSAGE = 4096;
+
+function invalidResult(message: string): JobOutcome {
+  return { status: 'failed', error: { code: 'invalid_result', message } };
+}
+
 /** A connection that stayed up this long resets the backoff. */
 const STABLE_MS = 5_000;
 const DEFAULT_LEASE_MS = 30_000;
@@ -99,6 +106,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   #socketFailures = 0;
   #upSince = 0;
   #leaseMs = DEFAULT_LEASE_MS;
+  /** The hub's frame and body limit (from hello; 1 MiB until one arrives). */
+  #maxPayloadBytes = 1_048_576;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #pollTimer: NodeJS.Timeout | null = null;
   #polling = false;
@@ -205,6 +214,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (frame.type === 'hello') {
         helloSeen = true;
         heartbeatMs = Number(frame.heartbeat_interval_ms) || heartbeatMs;
+        this.#maxPayloadBytes = Number(frame.max_payload_bytes) || this.#maxPayloadBytes;
         this.#adopt(ws, generation, frame.lease_ms as number);
       } else {
         this.#onFrame(ws, generation, frame);
@@ -292,9 +302,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    */
   #declareCapacity(): void {
     if (this.#state === 'closing') return;
-    let carried = 0;
-    for (const job of this.#jobs.values()) if (job.via !== this.#current) carried++;
-    this.#sendFrame({ type: 'ready', capacity: Math.max(0, this.#opts.capacity - carried) });
+    let unbooked = 0;
+    for (const job of this.#jobs.values()) if (this.#offBooks(job)) unbooked++;
+    this.#sendFrame({ type: 'ready', capacity: Math.max(0, this.#opts.capacity - unbooked) });
+  }
+
+  /**
+   * A job the hub does not count against the current socket: one that came through
+   * another connection, or one lost (cancelled, lease lost) whose handler still runs
+   * (the hub freed its slot; the handler has not let go of it yet).
+   */
+  #offBooks(job: Job): boolean {
+    return job.via !== this.#current || job.lost;
   }
 
   #sendFrame(frame: unknown): void {
@@ -353,7 +372,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   // ---- jobs ---------------------------------------------------------------------------
 
   #start(request: DaemonRequest, via: number): void {
-    if (this.#jobs.has(request.id)) return; // a repeated push of a job already running
+    const existing = this.#jobs.get(request.id);
+    if (existing) {
+      if (request.epoch <= existing.request.epoch) return; // a repeated push
+      // Claimed again at a newer epoch (our lease lapsed and came back to us). A job
+      // still running takes over the new claim; a lost one runs again once it ends.
+      if (existing.lost) {
+        void existing.done.then(() => this.#start(request, via));
+        return;
+      }
+      existing.request = request;
+      existing.via = via;
+      return;
+    }
     const controller = new AbortController();
     // The lease's length from its expiry, capped by the node's default (a daemon clock
     // behind the hub's would see it longer than it is), and never below 300 ms.
@@ -374,11 +405,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.#jobs.set(request.id, job);
     this.emit('request', request);
     this.#scheduleRenew(job);
-    job.done = this.#run(job).finally(() => {
-      if (job.renewTimer) clearTimeout(job.renewTimer);
-      this.#jobs.delete(request.id);
-      if (job.via !== this.#current) this.#declareCapacity();
-    });
+    job.done = this.#run(job)
+      .catch((err: unknown) => {
+        this.emit('error', err as Error);
+      })
+      .finally(() => {
+        if (job.renewTimer) clearTimeout(job.renewTimer);
+        this.#jobs.delete(request.id);
+        if (this.#offBooks(job)) this.#declareCapacity();
+      });
   }
 
   async #run(job: Job): Promise<void> {
@@ -412,14 +447,43 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     if (job.renewTimer) clearTimeout(job.renewTimer);
     if (job.lost) return;
-    const report: Report = { id: request.id, epoch: request.epoch, ...outcome };
+    // job.request may have moved to a newer claim while the handler ran (see #start).
+    const { id, epoch } = job.request;
+    const report: Report = { id, epoch, ...this.#deliverable(outcome) };
     const accepted = await this.#reporter.report(report);
-    this.emit('reported', {
-      id: request.id,
-      epoch: request.epoch,
-      status: outcome.status,
-      accepted,
-    });
+    this.emit('reported', { id, epoch, status: report.status, accepted });
+  }
+
+  /**
+   * What the hub will accept: a result that JSON cannot encode, nests too deep or is too
+   * large becomes a failure saying so (reported, not retried until the lease runs out),
+   * and an error's message and code are cut to the protocol's lengths.
+   */
+  #deliverable(outcome: JobOutcome): JobOutcome {
+    if (outcome.status === 'failed') {
+      return {
+        status: 'failed',
+        error: {
+          code: String(outcome.error.code).slice(0, MAX_CODE),
+          message: String(outcome.error.message).slice(0, MAX_MESSAGE),
+        },
+      };
+    }
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(outcome.result);
+    } catch (err) {
+      return invalidResult(`the result cannot be encoded as JSON: ${(err as Error).message}`);
+    }
+    if (text === undefined) return { status: 'completed', result: null };
+    const value: unknown = JSON.parse(text);
+    if (!isJsonValue(value)) {
+      return invalidResult(`the result nests deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    if (Buffer.byteLength(text) > this.#maxPayloadBytes - 1024) {
+      return invalidResult(`the result is over the hub's ${this.#maxPayloadBytes} byte limit`);
+    }
+    return { status: 'completed', result: value };
   }
 
   /** Renews the lease at a third of its length while the handler runs. */
@@ -455,6 +519,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     job.lost = true;
     job.controller.abort(new Error(why === 'cancel' ? 'cancelled' : 'lease lost'));
     this.#reporter.drop(id);
+    // The hub freed the slot; the handler may still hold it until it returns.
+    this.#declareCapacity();
   }
 
   // ---- plumbing -----------------------------------------------------------------------

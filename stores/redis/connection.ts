@@ -11,6 +11,10 @@ export interface RedisTarget {
   url?: string;
   /** Redis Cluster startup nodes; when set, `url` is ignored. */
   cluster?: { host: string; port: number }[];
+  /** Credentials and TLS for cluster nodes (a standalone `url` carries its own). */
+  username?: string;
+  password?: string;
+  tls?: boolean;
   commandTimeoutMs?: number;
   /** Client name shown by CLIENT LIST. */
   name?: string;
@@ -27,6 +31,9 @@ function baseOptions(target: RedisTarget): RedisOptions {
     commandTimeout: target.commandTimeoutMs ?? 2000,
     connectTimeout: 2000,
     connectionName: target.name,
+    ...(target.username ? { username: target.username } : {}),
+    ...(target.password ? { password: target.password } : {}),
+    ...(target.tls ? { tls: {} } : {}),
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
   };
 }

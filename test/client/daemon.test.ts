@@ -489,6 +489,84 @@ describe('cancel', () => {
   });
 });
 
+describe('results the hub cannot take', () => {
+  it('reports an unencodable, too deep or too long outcome as failed instead of crashing', async () => {
+    const n = await node();
+    const h = hub(n, await clientToken(), 'odd');
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 100; i++) deep = [deep];
+    const { d } = await daemon('odd', {
+      url: n.url,
+      handlers: {
+        bigint: () => 10n,
+        circular: () => circular,
+        deep: () => deep,
+        long: () => {
+          throw new Error('x'.repeat(10_000));
+        },
+      },
+    });
+    await nextState(d, 'socket');
+    for (const kind of ['bigint', 'circular', 'deep']) {
+      const id = await h.create({ kind });
+      expect(await h.wait(id), kind).toMatchObject({
+        status: 'failed',
+        error: { code: 'invalid_result' },
+      });
+    }
+    const long = await h.wait(await h.create({ kind: 'long' }));
+    expect(long).toMatchObject({ status: 'failed', error: { code: 'handler_error' } });
+    expect(long.error.message).toHaveLength(4096);
+    expect(d.state).toBe('socket');
+  });
+});
+
+describe('a handler that ignores its cancel', () => {
+  it('still holds its slot: no new work runs beside it beyond capacity', async () => {
+    const n = await node();
+    const h = hub(n, await clientToken(), 'stubborn');
+    const release = deferred<void>();
+    let running = 0;
+    let most = 0;
+    const { d } = await daemon('stubborn', {
+      url: n.url,
+      capacity: 1,
+      handlers: {
+        '*': async (_p, ctx) => {
+          running++;
+          most = Math.max(most, running);
+          if (ctx.kind === 'stubborn') await release.promise; // ignores ctx.signal
+          running--;
+          return 'done';
+        },
+      },
+    });
+    await nextState(d, 'socket');
+    const claimed = nextRequest(d);
+    const stubborn = await h.create({ kind: 'stubborn' });
+    await claimed;
+    await api(n, 'POST', `/v1/runtimes/stubborn/requests/${stubborn}/cancel`, {
+      token: await clientToken(),
+    });
+    const next = await h.create({ kind: 'quick' });
+    // The hub freed the slot, but the daemon says it has none until the handler returns.
+    await expect
+      .poll(
+        async () =>
+          (await api(n, 'GET', '/v1/runtimes/stubborn', { token: await clientToken() })).body
+            .connections[0]?.capacity,
+        { timeout: 5000 },
+      )
+      .toBe(0);
+    expect((await h.get(next)).status).toBe('pending');
+    release.resolve();
+    expect(await h.wait(next)).toMatchObject({ status: 'completed', result: 'done' });
+    expect(most).toBe(1);
+  });
+});
+
 describe('capacity', () => {
   it('never runs more than `capacity` handlers at once', async () => {
     const n = await node();

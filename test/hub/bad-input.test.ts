@@ -5,6 +5,7 @@
  * private redis-server.
  */
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -503,7 +504,7 @@ describe.each(STORE_BACKENDS)('bad input (%s store)', (_name, backend) => {
       await d.close();
     });
 
-    it('reports malformed JSON, a binary frame and an invalid known frame with error frames', async () => {
+    it('reports malformed JSON, a binary frame and invalid known frames with error frames or a nack', async () => {
       const rt = `bad-json-${randomUUID().slice(0, 8)}`;
       const d = await FrameSocket.daemon(node, await daemonToken(rt));
       await d.next('hello');
@@ -515,8 +516,14 @@ describe.each(STORE_BACKENDS)('bad input (%s store)', (_name, backend) => {
       expect(await d.next('error')).toMatchObject({ code: 'invalid_message' });
       d.send({ type: 'ready', capacity: 1, extra: true });
       expect(await d.next('error')).toMatchObject({ code: 'invalid_message' });
+      // A bad result that names its request is refused for that request.
       d.send({ type: 'result', id: 'x', epoch: 1, status: 'failed' });
-      expect(await d.next('error')).toMatchObject({ code: 'invalid_message' });
+      expect(await d.next('nack')).toMatchObject({
+        id: 'x',
+        epoch: 1,
+        code: 'invalid_message',
+        retry: false,
+      });
       d.send('null');
       expect(await d.next('error')).toMatchObject({ code: 'invalid_message' });
       // None of them was a ready: nothing is pushed until a valid one arrives.
@@ -572,6 +579,37 @@ describe.each(STORE_BACKENDS)('bad input (%s store)', (_name, backend) => {
       expect(errors.length).toBeGreaterThan(0);
       expect(errors.length).toBeLessThanOrEqual(10);
       for (const e of errors) expect(e).toMatchObject({ code: 'invalid_message' });
+    });
+
+    it('survives clients that reset the connection in the middle of the upgrade', async () => {
+      const token = await daemonToken(`reset-${randomUUID().slice(0, 8)}`);
+      const { port } = new URL(node.url);
+      const head =
+        `GET /v1/daemon/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${token}\r\n\r\n`;
+      // Reset right after the request, while the node is still checking the token.
+      const { uncaught } = await withUncaught(async () => {
+        await Promise.all(
+          Array.from(
+            { length: 20 },
+            (_, i) =>
+              new Promise<void>((resolve) => {
+                const s = net.connect(Number(port), '127.0.0.1', () => {
+                  s.write(head, () => setTimeout(() => s.resetAndDestroy(), i % 3));
+                });
+                s.on('error', () => {});
+                s.on('close', () => resolve());
+              }),
+          ),
+        );
+        await sleep(50); // let the node see the resets (it has no event to await here)
+      });
+      expect(uncaught, 'a reset during the upgrade crashed the node').toEqual([]);
+      expect((await api(node, 'GET', '/healthz')).status).toBe(200);
+      const d = await FrameSocket.daemon(node, token);
+      expect(await d.next('hello')).toMatchObject({ type: 'hello' });
+      await d.close();
     });
 
     it('closes the socket with 1009 on a frame over MAX_PAYLOAD_BYTES, and the node carries on', async () => {

@@ -83,6 +83,7 @@ function dropWakes(dropped: { count: number }) {
   return (relay: Relay): Relay => ({
     subscribe: (channel, listener) =>
       relay.subscribe(channel, channel.endsWith(':wake') ? () => void dropped.count++ : listener),
+    subscribed: (channel) => relay.subscribed(channel),
     publish: (channel, message) => relay.publish(channel, message),
     onReconnect: (listener) => relay.onReconnect(listener),
     get connected() {

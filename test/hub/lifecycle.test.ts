@@ -2,6 +2,7 @@
  * The whole life of a request on one node, over real HTTP and a real daemon websocket,
  * on the embedded store and on Redis.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SwitchboardNode } from '../../src/node.js';
 import {
@@ -13,6 +14,7 @@ import {
   STORE_BACKENDS,
   startTestNode,
 } from '../helpers/node.js';
+import { RedisCluster } from '../helpers/redis.js';
 
 describe.each(STORE_BACKENDS)('one node (%s store)', (_name, backend) => {
   let node: SwitchboardNode;
@@ -137,5 +139,54 @@ describe.each(STORE_BACKENDS)('one node (%s store)', (_name, backend) => {
     ];
     expect(kinds).toEqual(['a', 'b', 'c']);
     await d.close();
+  });
+});
+
+describe('one node on Redis Cluster (REDIS_CLUSTER=true)', () => {
+  let cluster: RedisCluster;
+  let node: SwitchboardNode;
+  beforeAll(async () => {
+    cluster = await RedisCluster.start(3);
+    const urls = cluster.startupNodes.map((n) => `redis://${n.host}:${n.port}`).join(',');
+    node = await startTestNode({ REDIS_URL: urls, REDIS_CLUSTER: 'true' });
+  });
+  afterAll(async () => {
+    await node?.kill();
+    await cluster?.close();
+  });
+
+  it('pushes, completes and answers the long-poll across cluster slots', async () => {
+    const client = await clientToken();
+    const daemons = await Promise.all(
+      ['c-1', 'c-2', 'c-3'].map(async (rt) => readyDaemon(node, await daemonToken(rt), 1)),
+    );
+    for (const [i, d] of daemons.entries()) {
+      const rt = `c-${i + 1}`;
+      const created = await api(node, 'POST', `/v1/runtimes/${rt}/requests`, {
+        token: client,
+        body: { kind: 'echo', payload: i },
+      });
+      expect(created.status).toBe(201);
+      const { request } = await d.next('request');
+      d.send({
+        type: 'result',
+        id: request.id,
+        epoch: request.epoch,
+        status: 'completed',
+        result: i,
+      });
+      await d.next('ack');
+      const done = await api(
+        node,
+        'GET',
+        `/v1/runtimes/${rt}/requests/${request.id}?wait_ms=5000`,
+        {
+          token: client,
+        },
+      );
+      expect(done.body).toMatchObject({ status: 'completed', result: i });
+      await d.close();
+    }
+    expect((await api(node, 'GET', '/readyz')).status).toBe(200);
   });
 });

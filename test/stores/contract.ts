@@ -531,6 +531,28 @@ export function storeContract(h: StoreHarness): void {
       expect((await store.listRuntimes('globex')).map((r) => r.id)).toEqual(['laptop']);
     });
 
+    it('lists every running request, however many newer ones come after it', async () => {
+      const { store, claim, clock } = await setup();
+      const body = { kind: 'bulk' };
+      await store.createBatch(RT, Array(3).fill(body), { createdBy: BY });
+      const running = (await claim(3)).map((r) => r.id);
+      clock.advance(1);
+      for (let i = 0; i < 3; i++) {
+        await store.createBatch(RT, Array(500).fill(body), { createdBy: BY });
+      }
+      const listed = await store.list(RT, { status: 'running', limit: 500 });
+      expect(listed.requests.map((r) => r.id).sort()).toEqual([...running].sort());
+      expect(listed.next_cursor).toBeNull();
+      const firstTwo = await store.list(RT, { status: 'running', limit: 2 });
+      expect(firstTwo.requests.map((r) => r.id)).toEqual([...running].sort().reverse().slice(0, 2));
+      const rest = await store.list(RT, {
+        status: 'running',
+        limit: 2,
+        cursor: firstTwo.next_cursor ?? undefined,
+      });
+      expect(rest.requests.map((r) => r.id)).toEqual([[...running].sort()[0]]);
+    });
+
     it('lists newest first, by status, page by page', async () => {
       const { store, create, claim, clock } = await setup();
       const ids: string[] = [];

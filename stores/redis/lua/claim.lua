@@ -35,6 +35,10 @@ while #claimed < max do
     elseif status == nil then
       -- An index entry without a record: drop it so it cannot block the queue.
       forget(id)
+    else
+      -- Not pending (it just timed out, or the index was wrong): never loop on it.
+      redis.call('ZREM', K_PENDING, id)
+      redis.call('ZREM', K_DEADLINES, id)
     end
   end
 end

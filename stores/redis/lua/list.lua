@@ -1,6 +1,7 @@
 -- list.lua: one page of a runtime's requests, newest first, optionally by status.
 -- Walks the id index from the cursor, settling each record, and stops after `limit`
 -- matches or `budget` records examined (then the cursor resumes where it stopped).
+-- `running` is read from the leases instead: exact, whatever the budget.
 -- KEYS[1..6], ARGV[1..5]  see includes/common.lua
 -- ARGV[6]  status filter or ''   ARGV[7] limit   ARGV[8] cursor (an id) or ''
 -- ARGV[9]  budget (max records examined)
@@ -8,8 +9,24 @@
 --!include common.lua
 --!include record.lua
 local want, limit, budget = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[9])
-local max = ARGV[8] == '' and '+' or ('(' .. ARGV[8])
 local out = { '' }
+if want == 'running' then
+  -- Running requests are exactly the leases: read them from there, whatever the budget
+  -- (a node looking for its orphaned claims must find all of them).
+  local running = {}
+  for _, id in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
+    if settle(id) == 'running' and (ARGV[8] == '' or id < ARGV[8]) then
+      running[#running + 1] = id
+    end
+  end
+  table.sort(running, function(a, b) return a > b end)
+  for i = 1, math.min(limit, #running) do
+    out[#out + 1] = redis.call('HGETALL', REC .. running[i])
+  end
+  if #running > limit then out[1] = running[limit] end
+  return out
+end
+local max = ARGV[8] == '' and '+' or ('(' .. ARGV[8])
 local examined, last = 0, nil
 while examined < budget do
   local ids = redis.call('ZREVRANGEBYLEX', K_IDS, max, '-', 'LIMIT', 0,
