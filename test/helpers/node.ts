@@ -177,3 +177,20 @@ export async function readyDaemon(node: { url: string }, token: string, capacity
   d.send({ type: 'ready', capacity });
   return d;
 }
+
+/**
+ * Records exceptions nobody caught while `work` runs. In production nothing catches
+ * them: an uncaught exception in a socket handler kills the node process.
+ */
+export async function withUncaught<T>(
+  work: () => Promise<T>,
+): Promise<{ value: T; uncaught: unknown[] }> {
+  const uncaught: unknown[] = [];
+  const own = !process.hasUncaughtExceptionCaptureCallback();
+  if (own) process.setUncaughtExceptionCaptureCallback((err) => uncaught.push(err));
+  try {
+    return { value: await work(), uncaught };
+  } finally {
+    if (own) process.setUncaughtExceptionCaptureCallback(null);
+  }
+}

@@ -20,6 +20,7 @@ import {
   SECRET,
   STORE_BACKENDS,
   startTestNode,
+  withUncaught,
 } from '../helpers/node.js';
 
 const SMALL_PAYLOAD = 4096;
@@ -93,21 +94,6 @@ function refusedUpgrade(
 const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
 /** Deep enough to overflow a recursive validator; 20 KB, far under MAX_PAYLOAD_BYTES. */
 const DEEP = 10_000;
-
-/**
- * Records exceptions nobody caught while `work` runs. In production nothing catches
- * them (no uncaughtException handler): such an exception kills the node process.
- */
-async function withUncaught<T>(work: () => Promise<T>): Promise<{ value: T; uncaught: unknown[] }> {
-  const uncaught: unknown[] = [];
-  const own = !process.hasUncaughtExceptionCaptureCallback();
-  if (own) process.setUncaughtExceptionCaptureCallback((err) => uncaught.push(err));
-  try {
-    return { value: await work(), uncaught };
-  } finally {
-    if (own) process.setUncaughtExceptionCaptureCallback(null);
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

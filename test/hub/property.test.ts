@@ -19,6 +19,7 @@ import {
   readyDaemon,
   STORE_BACKENDS,
   startTestNode,
+  withUncaught,
 } from '../helpers/node.js';
 
 const NUM_RUNS = 100;
@@ -429,21 +430,6 @@ function isValid(schema: z.ZodType, frame: Outgoing): boolean {
 function send(socket: FrameSocket, frame: Outgoing): void {
   if ('binary' in frame) socket.ws.send(frame.binary, { binary: true });
   else socket.ws.send(frame.text);
-}
-
-/**
- * Records exceptions nobody caught while `work` runs. In production nothing catches
- * them: an uncaught exception in a socket handler kills the node process.
- */
-async function withUncaught<T>(work: () => Promise<T>): Promise<{ value: T; uncaught: unknown[] }> {
-  const uncaught: unknown[] = [];
-  const own = !process.hasUncaughtExceptionCaptureCallback();
-  if (own) process.setUncaughtExceptionCaptureCallback((err) => uncaught.push(err));
-  try {
-    return { value: await work(), uncaught };
-  } finally {
-    if (own) process.setUncaughtExceptionCaptureCallback(null);
-  }
 }
 
 const describeUncaught = (errs: unknown[]) =>
