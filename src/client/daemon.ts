@@ -21,8 +21,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
-import { type DaemonRequest, isJsonValue, MAX_JSON_DEPTH } from '../../stores/domain.js';
+import type { DaemonRequest } from '../../stores/domain.js';
 import { Backoff } from './backoff.js';
+import { deliverable } from './outcome.js';
 import { type JobOutcome, type Report, Reporter } from './reporter.js';
 
 export interface HandlerContext {
@@ -79,13 +80,6 @@ interface Job {
   /** Lost (cancelled, lease lost): its outcome is not reported. */
   lost: boolean;
   done: Promise<void>;
-}
-
-const MAX_CODE = 128;
-const MAX_MESSAGE = 4096;
-
-function invalidResult(message: string): JobOutcome {
-  return { status: 'failed', error: { code: 'invalid_result', message } };
 }
 
 /** A connection that stayed up this long resets the backoff. */
@@ -449,41 +443,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (job.lost) return;
     // job.request may have moved to a newer claim while the handler ran (see #start).
     const { id, epoch } = job.request;
-    const report: Report = { id, epoch, ...this.#deliverable(outcome) };
+    const report: Report = { id, epoch, ...deliverable(outcome, this.#maxPayloadBytes) };
     const accepted = await this.#reporter.report(report);
     this.emit('reported', { id, epoch, status: report.status, accepted });
-  }
-
-  /**
-   * What the hub will accept: a result that JSON cannot encode, nests too deep or is too
-   * large becomes a failure saying so (reported, not retried until the lease runs out),
-   * and an error's message and code are cut to the protocol's lengths.
-   */
-  #deliverable(outcome: JobOutcome): JobOutcome {
-    if (outcome.status === 'failed') {
-      return {
-        status: 'failed',
-        error: {
-          code: String(outcome.error.code).slice(0, MAX_CODE),
-          message: String(outcome.error.message).slice(0, MAX_MESSAGE),
-        },
-      };
-    }
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(outcome.result);
-    } catch (err) {
-      return invalidResult(`the result cannot be encoded as JSON: ${(err as Error).message}`);
-    }
-    if (text === undefined) return { status: 'completed', result: null };
-    const value: unknown = JSON.parse(text);
-    if (!isJsonValue(value)) {
-      return invalidResult(`the result nests deeper than ${MAX_JSON_DEPTH} levels`);
-    }
-    if (Buffer.byteLength(text) > this.#maxPayloadBytes - 1024) {
-      return invalidResult(`the result is over the hub's ${this.#maxPayloadBytes} byte limit`);
-    }
-    return { status: 'completed', result: value };
   }
 
   /** Renews the lease at a third of its length while the handler runs. */
