@@ -23,6 +23,7 @@ export const SCRIPT_NAMES = [
   'presence',
   'runtime_info',
   'forget_runtime',
+  'touch_runtime',
   'lock_bucket',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

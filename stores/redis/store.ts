@@ -115,18 +115,16 @@ export class RedisStore implements RequestStore {
   /**
    * Puts the runtime in its sweep bucket before a create, so the sweeper enforces the
    * new request's deadlines. Skipped while this instance's own touch is recent: the
-   * bucket entry cannot be dropped within IDLE_GRACE_MS of it.
+   * bucket entry cannot be dropped within IDLE_GRACE_MS of it (both measured as elapsed
+   * time, so this node's clock need not agree with Redis's).
    */
   async #touch(rt: RuntimeRef, tag: string): Promise<void> {
-    const now = this.#now() ?? Date.now();
+    const local = this.#now() ?? Date.now();
     const last = this.#touched.get(tag);
-    if (last !== undefined && now - last < TOUCH_CACHE_MS) return;
-    try {
-      await this.#redis.zadd(sweepBucketKey(this.settings.prefix, sweepBucketOf(rt)), now, tag);
-    } catch (err) {
-      throw unavailable(err);
-    }
-    this.#touched.set(tag, now);
+    if (last !== undefined && local - last < TOUCH_CACHE_MS) return;
+    const key = sweepBucketKey(this.settings.prefix, sweepBucketOf(rt));
+    await this.#run('touch_runtime', { keys: [key], argv: [tag, this.#now() ?? ''] });
+    this.#touched.set(tag, local);
   }
 
   /**
@@ -376,11 +374,10 @@ export class RedisStore implements RequestStore {
   async forgetIfIdle(rt: RuntimeRef): Promise<boolean> {
     const { info, retained } = await this.#info(rt);
     if (info.pending + info.running + retained > 0) return false;
-    const cutoff = (this.#now() ?? Date.now()) - IDLE_GRACE_MS;
     const key = sweepBucketKey(this.settings.prefix, sweepBucketOf(rt));
     const removed = await this.#run('forget_runtime', {
       keys: [key],
-      argv: [runtimeKeys(this.settings.prefix, rt).tag, cutoff],
+      argv: [runtimeKeys(this.settings.prefix, rt).tag, IDLE_GRACE_MS, this.#now() ?? ''],
     });
     return removed === 1;
   }
