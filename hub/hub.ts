@@ -130,6 +130,10 @@ export class Hub implements SocketHost {
 
   // ---- what HTTP and sockets share ---------------------------------------------------
 
+  noteStoreError(): void {
+    this.metrics.storeErrors.inc();
+  }
+
   /** Counts transitions the HTTP layer made (create, batch, cancel, retry) by new status. */
   noteTransitions(records: RequestRecord[]): void {
     for (const r of records) this.metrics.transitions.inc({ status: r.status });

@@ -15,6 +15,8 @@ export interface HubApi {
    * idempotent replay of a create is not reported.
    */
   noteTransitions(records: RequestRecord[]): void;
+  /** Counts an HTTP call that failed because the store was unavailable (metrics). */
+  noteStoreError(): void;
   /** The record once terminal, or as it is after `waitMs`; null when it does not exist. */
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null>;
   heartbeat(

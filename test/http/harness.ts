@@ -18,7 +18,12 @@ export const MAX_PAYLOAD_BYTES = 4096;
 export class StubHub implements HubApi {
   draining = false;
   readonly noted: RequestRecord[] = [];
+  storeErrors = 0;
   constructor(readonly store: MemoryStore) {}
+
+  noteStoreError(): void {
+    this.storeErrors++;
+  }
 
   noteTransitions(records: RequestRecord[]): void {
     this.noted.push(...records);

@@ -258,6 +258,8 @@ describe('Redis down and back', () => {
       body: { kind: 'x' },
     });
     expect(refused).toMatchObject({ status: 503, body: { error: { code: 'store_unavailable' } } });
+    const metrics = (await api(a, 'GET', '/metrics')).body as string;
+    expect(metrics).toMatch(/^switchboard_store_errors_total\{[^}]*\} [1-9]/m);
     const result = {
       type: 'result',
       id,
