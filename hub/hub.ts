@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import type { DaemonRequest, RequestRecord, RuntimeRef } from '../stores/domain.js';
+import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { toDaemonRequest } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
 import { newRequestId } from '../stores/ids.js';
@@ -19,7 +19,7 @@ import { attachDaemonSocket } from './daemon-socket.js';
 import { Dispatcher } from './dispatcher.js';
 import type { SocketHost } from './host.js';
 import { HubMetrics } from './metrics.js';
-import { CLOSE } from './protocol.js';
+import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from './protocol.js';
 import type { Relay } from './relay.js';
 import { type HubSettings, presenceTtl } from './settings.js';
 import { Sweeper } from './sweeper.js';
@@ -176,12 +176,8 @@ export class Hub implements SocketHost {
   async heartbeat(
     rt: RuntimeRef,
     daemonSub: string,
-    body: { max: number; leases: { id: string; epoch: number }[] },
-  ): Promise<{
-    requests: DaemonRequest[];
-    leases: { id: string; epoch: number; ok: boolean; lease_expires_at: string | null }[];
-    heartbeat_interval_ms: number;
-  }> {
+    body: HeartbeatBody,
+  ): Promise<HeartbeatResponse> {
     await this.store.recordHeartbeat(rt, presenceTtl(this.settings));
     const leases = await Promise.all(
       body.leases.map(async ({ id, epoch }) => {

@@ -5,8 +5,9 @@
  */
 import { z } from 'zod';
 import {
-  type DaemonRequest,
+  DaemonRequest,
   ErrorInfo,
+  ID_PATTERN,
   JsonValue,
   type Request,
   RuntimeId,
@@ -79,6 +80,31 @@ export interface ErrorFrame {
   code: string;
   message: string;
 }
+
+// daemon HTTP heartbeat (POST /v1/daemon/heartbeat): the polling fallback's body and answer
+/** Most leases one heartbeat may renew. */
+export const MAX_HEARTBEAT_LEASES = 1000;
+export const HeartbeatBody = z.strictObject({
+  max: z.number().int().min(0).max(100).default(1),
+  leases: z
+    .array(z.strictObject({ id: Id.regex(ID_PATTERN, 'expected a request id'), epoch: Epoch }))
+    .max(MAX_HEARTBEAT_LEASES)
+    .default([]),
+});
+export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
+export const HeartbeatResponse = z.object({
+  requests: z.array(DaemonRequest),
+  leases: z.array(
+    z.object({
+      id: z.string(),
+      epoch: z.number().int(),
+      ok: z.boolean(),
+      lease_expires_at: z.string().nullable(),
+    }),
+  ),
+  heartbeat_interval_ms: z.number().int(),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
 // client -> server
 const RequestIds = z.array(Id).min(1).max(500);

@@ -2,7 +2,8 @@
  * What the HTTP layer needs of the hub. The hub's `Hub` class implements it
  * structurally; tests stub it over a MemoryStore.
  */
-import type { DaemonRequest, RequestRecord, RuntimeRef } from '../../stores/domain.js';
+import type { HeartbeatBody, HeartbeatResponse } from '../../hub/protocol.js';
+import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
 
 export interface HubApi {
@@ -19,15 +20,7 @@ export interface HubApi {
   noteStoreError(): void;
   /** The record once terminal, or as it is after `waitMs`; null when it does not exist. */
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null>;
-  heartbeat(
-    rt: RuntimeRef,
-    daemonSub: string,
-    body: { max: number; leases: { id: string; epoch: number }[] },
-  ): Promise<{
-    requests: DaemonRequest[];
-    leases: { id: string; epoch: number; ok: boolean; lease_expires_at: string | null }[];
-    heartbeat_interval_ms: number;
-  }>;
+  heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse>;
   report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
 }

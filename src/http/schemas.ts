@@ -4,22 +4,11 @@
  */
 import { z } from 'zod';
 import { MAX_WAIT_MS } from '../../hub/settings.js';
-import { DaemonRequest, ErrorInfo, ID_PATTERN, JsonValue, Status } from '../../stores/domain.js';
+import { ErrorInfo, JsonValue, Status } from '../../stores/domain.js';
 
-const RequestId = z.string().regex(ID_PATTERN, 'expected a request id');
 const Epoch = z.number().int().min(0);
 
-/** Most leases one heartbeat may renew. */
-export const MAX_HEARTBEAT_LEASES = 1000;
-
-export const HeartbeatBody = z.strictObject({
-  max: z.number().int().min(0).max(100).default(1),
-  leases: z
-    .array(z.strictObject({ id: RequestId, epoch: Epoch }))
-    .max(MAX_HEARTBEAT_LEASES)
-    .default([]),
-});
-export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
+export { HeartbeatBody, HeartbeatResponse, MAX_HEARTBEAT_LEASES } from '../../hub/protocol.js';
 
 export const ResultBody = z.discriminatedUnion('status', [
   z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: JsonValue.optional() }),
@@ -59,16 +48,3 @@ export const ErrorBodySchema = z.object({
 });
 
 export const RenewResponse = z.object({ lease_expires_at: z.string() });
-
-export const HeartbeatResponse = z.object({
-  requests: z.array(DaemonRequest),
-  leases: z.array(
-    z.object({
-      id: z.string(),
-      epoch: z.number().int(),
-      ok: z.boolean(),
-      lease_expires_at: z.string().nullable(),
-    }),
-  ),
-  heartbeat_interval_ms: z.number().int(),
-});
