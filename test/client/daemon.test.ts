@@ -7,37 +7,22 @@
  * time bound, during a handshake, during a heartbeat), and lease renewal. Each test
  * uses its own runtime; everything it starts is stopped after it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDaemon, type Daemon, type DaemonOptions } from '../../src/client/daemon.js';
 import type { SwitchboardNode } from '../../src/node.js';
 import type { DaemonRequest } from '../../stores/domain.js';
-import { api, clientToken, daemonToken, startTestNode } from '../helpers/node.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
+import { api, clientToken, daemonToken } from '../helpers/node.js';
 import { type Frame, HttpProxy } from '../helpers/proxy.js';
-import { RedisServer, type RedisServerOptions } from '../helpers/redis.js';
 
 type Reported = { id: string; epoch: number; status: string; accepted: boolean };
 
-// Everything a test starts is stopped after it, newest first (daemons, proxies, nodes, Redis).
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const stop of cleanups.splice(0).reverse()) await stop().catch(() => {});
-});
-
-async function redis(opts: RedisServerOptions = {}): Promise<RedisServer> {
-  const server = await RedisServer.start(opts);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-async function node(env: Record<string, string> = {}): Promise<SwitchboardNode> {
-  const n = await startTestNode(env);
-  cleanups.push(() => n.kill());
-  return n;
-}
+// Everything a test starts is stopped after it, newest first.
+const { defer, redis, node } = stopAfterEach();
 
 async function proxyTo(n: SwitchboardNode, refuseUpgrades = false): Promise<HttpProxy> {
   const proxy = await HttpProxy.start(n.url, { refuseUpgrades });
-  cleanups.push(() => proxy.close());
+  defer(() => proxy.close());
   return proxy;
 }
 
@@ -47,7 +32,7 @@ async function daemon(
   opts: Omit<DaemonOptions, 'token'>,
 ): Promise<{ d: Daemon; reported: Reported[]; requests: DaemonRequest[] }> {
   const d = connectDaemon({ closeTimeoutMs: 1000, ...opts, token: await daemonToken(runtime) });
-  cleanups.push(() => d.close());
+  defer(() => d.close());
   const reported: Reported[] = [];
   const requests: DaemonRequest[] = [];
   d.on('reported', (r) => reported.push(r));

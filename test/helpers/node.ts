@@ -58,6 +58,15 @@ export function daemonToken(runtime = 'laptop', workspace = 'acme', sub = `daemo
   return auth.sign({ sub, ws: workspace, role: 'daemon', rt: runtime }, '1h');
 }
 
+/** Nodes on one Redis, each with its own connections, named `node-a`, `node-b`, ... */
+export function startNodesOn(redisUrl: string, count: number): Promise<SwitchboardNode[]> {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      startTestNode({ REDIS_URL: redisUrl, NODE_ID: `node-${String.fromCharCode(97 + i)}` }),
+    ),
+  );
+}
+
 /** fetch against a node, JSON in and out. */
 export async function api(
   node: { url: string },

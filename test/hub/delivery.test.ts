@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SwitchboardNode } from '../../src/node.js';
-import { api, clientToken, daemonToken, readyDaemon, startTestNode } from '../helpers/node.js';
+import { api, clientToken, daemonToken, readyDaemon, startNodesOn } from '../helpers/node.js';
 import { RedisServer } from '../helpers/redis.js';
 
 const never = new Promise<never>(() => {});
@@ -20,8 +20,11 @@ describe('delivery across three nodes on one Redis', () => {
 
   beforeAll(async () => {
     server = await RedisServer.start();
-    const start = (n: string) => startTestNode({ REDIS_URL: server.url, NODE_ID: `node-${n}` });
-    [a, b, c] = await Promise.all([start('a'), start('b'), start('c')]);
+    [a, b, c] = (await startNodesOn(server.url, 3)) as [
+      SwitchboardNode,
+      SwitchboardNode,
+      SwitchboardNode,
+    ];
     client = await clientToken();
   });
   afterAll(async () => {

@@ -5,47 +5,22 @@
  * a client is subscribed. Hints may be lost; requests and results may not.
  */
 import type { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Relay } from '../../hub/relay.js';
 import type { SwitchboardNode } from '../../src/node.js';
 import { runtimeKeys } from '../../stores/keys.js';
 import { MemoryStore } from '../../stores/memory/store.js';
-import {
-  api,
-  clientToken,
-  daemonToken,
-  FrameSocket,
-  readyDaemon,
-  startTestNode,
-} from '../helpers/node.js';
-import { RedisServer, type RedisServerOptions } from '../helpers/redis.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
+import { api, clientToken, daemonToken, FrameSocket, readyDaemon } from '../helpers/node.js';
 
 const KEYS = runtimeKeys('sb', { workspace: 'acme', runtime: 'laptop' });
 
-// Everything a test starts is stopped after it, newest first (sockets, nodes, servers).
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const stop of cleanups.splice(0).reverse()) await stop().catch(() => {});
-});
-
-async function redis(opts: RedisServerOptions = {}): Promise<RedisServer> {
-  const server = await RedisServer.start(opts);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-async function node(
-  env: Record<string, string>,
-  extra: Parameters<typeof startTestNode>[1] = {},
-): Promise<SwitchboardNode> {
-  const n = await startTestNode(env, extra);
-  cleanups.push(() => n.kill());
-  return n;
-}
+// Everything a test starts is stopped after it, newest first.
+const { defer, redis, node } = stopAfterEach();
 
 async function daemonOn(n: SwitchboardNode, capacity: number): Promise<FrameSocket> {
   const d = await readyDaemon(n, await daemonToken('laptop'), capacity);
-  cleanups.push(() => d.close());
+  defer(() => d.close());
   return d;
 }
 
@@ -314,7 +289,7 @@ describe('result hint lost: pub/sub connections killed while a client is subscri
     const id = await create(a, client, { kind: 'watched' });
     const { request } = await d.next('request');
     const watcher = await FrameSocket.client(b, client);
-    cleanups.push(() => watcher.close());
+    defer(() => watcher.close());
     watcher.send({ type: 'subscribe', runtime: 'laptop', requests: [id] });
     expect((await watcher.next('snapshot')).requests).toEqual([
       expect.objectContaining({ id, status: 'running' }),

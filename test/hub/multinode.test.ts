@@ -11,7 +11,7 @@ import {
   daemonToken,
   FrameSocket,
   readyDaemon,
-  startTestNode,
+  startNodesOn,
 } from '../helpers/node.js';
 import { RedisServer } from '../helpers/redis.js';
 
@@ -24,11 +24,11 @@ describe('three nodes on one Redis', () => {
 
   beforeAll(async () => {
     server = await RedisServer.start();
-    [a, b, c] = (await Promise.all(
-      ['node-a', 'node-b', 'node-c'].map((id) =>
-        startTestNode({ REDIS_URL: server.url, NODE_ID: id }),
-      ),
-    )) as [SwitchboardNode, SwitchboardNode, SwitchboardNode];
+    [a, b, c] = (await startNodesOn(server.url, 3)) as [
+      SwitchboardNode,
+      SwitchboardNode,
+      SwitchboardNode,
+    ];
     client = await clientToken();
   });
   afterAll(async () => {
