@@ -19,6 +19,8 @@ export const CLOSE = {
   policyViolation: 1008,
   tooBig: 1009,
   serviceRestart: 1012,
+  /** The peer does not read: its unsent buffer passed MAX_SOCKET_BUFFER_BYTES. */
+  tryAgainLater: 1013,
 } as const;
 
 const Id = z.string().min(1).max(128);

@@ -98,7 +98,8 @@ const defaultNodeId = (): string =>
 /** The environment variables, as zod sees them (unknown variables are ignored). */
 export const EnvSchema = z.object({
   PORT: int(8080, 0, 65_535),
-  HOST: raw.transform((v) => v ?? '0.0.0.0'),
+  /** Unset: 127.0.0.1 in dev mode (its token-bearing page stays local), else 0.0.0.0. */
+  HOST: raw,
   NODE_ID: matching(NODE_ID_PATTERN, '[A-Za-z0-9._:-]{1,128}'),
   REDIS_URL: raw,
   REDIS_CLUSTER: raw.transform((v, ctx) => {
@@ -127,6 +128,13 @@ export const EnvSchema = z.object({
   SWEEP_INTERVAL_MS: int(1_000, 50, 60_000),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
   MAX_PAYLOAD_BYTES: int(1_048_576, 1_024, 64 * 1_048_576),
+  // DESIGN.md section 7: what one peer may cost its node.
+  MAX_SOCKET_BUFFER_BYTES: int(8 * 1_048_576, 65_536, 1_024 * 1_048_576),
+  READY_TIMEOUT_MS: int(30_000, 100, 600_000),
+  STORE_LOST_DRAIN_MS: int(5_000, 100, 600_000),
+  MAX_BAD_FRAMES: int(10, 1, 10_000),
+  MAX_SUBSCRIBED_RUNTIMES: int(128, 1, 100_000),
+  MAX_SUBSCRIBED_IDS: int(1_000, 1, 1_000_000),
   LOG_LEVEL: raw.transform((v, ctx) => {
     const level = (v ?? 'info').toLowerCase();
     if ((LOG_LEVELS as readonly string[]).includes(level))
@@ -184,7 +192,7 @@ export const ConfigSchema = EnvSchema.superRefine(
   const devMode = env.REDIS_URL === undefined && env.HUB_SECRET === undefined;
   return {
     port: env.PORT,
-    host: env.HOST,
+    host: env.HOST ?? (devMode ? '127.0.0.1' : '0.0.0.0'),
     nodeId: env.NODE_ID ?? defaultNodeId(),
     redisUrl: env.REDIS_URL,
     redisCluster: env.REDIS_CLUSTER,
@@ -198,6 +206,12 @@ export const ConfigSchema = EnvSchema.superRefine(
     sweepIntervalMs: env.SWEEP_INTERVAL_MS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
+    maxSocketBufferBytes: env.MAX_SOCKET_BUFFER_BYTES,
+    readyTimeoutMs: env.READY_TIMEOUT_MS,
+    storeLostDrainMs: env.STORE_LOST_DRAIN_MS,
+    maxBadFrames: env.MAX_BAD_FRAMES,
+    maxSubscribedRuntimes: env.MAX_SUBSCRIBED_RUNTIMES,
+    maxSubscribedIds: env.MAX_SUBSCRIBED_IDS,
     logLevel: env.LOG_LEVEL,
     corsOrigins: env.CORS_ORIGINS,
   };

@@ -65,6 +65,12 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
       sweepIntervalMs: config.sweepIntervalMs,
       shutdownGraceMs: config.shutdownGraceMs,
       maxPayloadBytes: config.maxPayloadBytes,
+      maxSocketBufferBytes: config.maxSocketBufferBytes,
+      readyTimeoutMs: config.readyTimeoutMs,
+      storeLostDrainMs: config.storeLostDrainMs,
+      maxBadFrames: config.maxBadFrames,
+      maxSubscribedRuntimes: config.maxSubscribedRuntimes,
+      maxSubscribedIds: config.maxSubscribedIds,
     },
   });
   const auth = new Auth(config.hubSecret);

@@ -19,7 +19,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       port: 8080,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       redisUrl: undefined,
       redisCluster: false,
       devMode: true,
@@ -31,6 +31,12 @@ describe('loadConfig', () => {
       sweepIntervalMs: 1_000,
       shutdownGraceMs: 10_000,
       maxPayloadBytes: 1_048_576,
+      maxSocketBufferBytes: 8 * 1_048_576,
+      readyTimeoutMs: 30_000,
+      storeLostDrainMs: 5_000,
+      maxBadFrames: 10,
+      maxSubscribedRuntimes: 128,
+      maxSubscribedIds: 1_000,
       logLevel: 'info',
       corsOrigins: [],
     });
@@ -74,6 +80,12 @@ describe('loadConfig', () => {
       sweepIntervalMs: 250,
       shutdownGraceMs: 0,
       maxPayloadBytes: 65536,
+      maxSocketBufferBytes: 8 * 1_048_576,
+      readyTimeoutMs: 30_000,
+      storeLostDrainMs: 5_000,
+      maxBadFrames: 10,
+      maxSubscribedRuntimes: 128,
+      maxSubscribedIds: 1_000,
       logLevel: 'debug',
       corsOrigins: ['https://a.example.com', 'http://localhost:5173'],
     });
@@ -89,9 +101,35 @@ describe('loadConfig', () => {
       CORS_ORIGINS: '',
     });
     expect(config.port).toBe(8080);
-    expect(config.host).toBe('0.0.0.0');
+    expect(config.host).toBe('127.0.0.1');
     expect(config.devMode).toBe(true);
     expect(config.corsOrigins).toEqual([]);
+  });
+
+  it('reads the limits of DESIGN.md section 7 and binds dev mode to loopback', () => {
+    const config = loadConfig({
+      MAX_SOCKET_BUFFER_BYTES: '65536',
+      READY_TIMEOUT_MS: '500',
+      STORE_LOST_DRAIN_MS: '1000',
+      MAX_BAD_FRAMES: '3',
+      MAX_SUBSCRIBED_RUNTIMES: '2',
+      MAX_SUBSCRIBED_IDS: '5',
+    });
+    expect(config).toMatchObject({
+      maxSocketBufferBytes: 65_536,
+      readyTimeoutMs: 500,
+      storeLostDrainMs: 1_000,
+      maxBadFrames: 3,
+      maxSubscribedRuntimes: 2,
+      maxSubscribedIds: 5,
+      host: '127.0.0.1',
+    });
+    expect(loadConfig({ HUB_SECRET: SECRET }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(problems({ MAX_BAD_FRAMES: '0', READY_TIMEOUT_MS: 'soon' })).toEqual([
+      'READY_TIMEOUT_MS',
+      'MAX_BAD_FRAMES',
+    ]);
   });
 
   it('runs the embedded store with a stable secret when only HUB_SECRET is set', () => {
