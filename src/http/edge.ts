@@ -1,7 +1,8 @@
 /**
- * The HTTP edge (DESIGN.md section 7): the headers every answer carries, and the body: a declared length over MAX_PAYLOAD_BYTES is refused before anything is read, a
- * body is read only by the route that needs it (after auth) and never past the limit,
- * and an answer that leaves a body unread says `Connection: close`.
+ * The HTTP edge (DESIGN.md section 7): the headers every answer carries, and the body.
+ * A declared length over MAX_PAYLOAD_BYTES is refused before anything is read; a body
+ * is read only by the route that needs it (so after auth) and never past the limit; an
+ * answer that leaves a body unread says `Connection: close`.
  *
  * Why close: an unread body is still on the wire. Node's adapter tries to drain it after
  * the answer, gives up after 500 ms and destroys the socket, which a keep-alive client
