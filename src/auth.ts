@@ -105,6 +105,18 @@ export class Auth {
 }
 
 /**
+ * The one Authorization header of a call or an upgrade, given all it sent (see
+ * src/http/raw-headers.ts): none -> undefined; two or more, even identical -> 401, since
+ * a proxy and the hub could each read a different one.
+ */
+export function singleAuthorization(values: readonly string[]): string | undefined {
+  if (values.length > 1) {
+    throw new HttpError(401, 'unauthorized', 'exactly one Authorization header is allowed');
+  }
+  return values[0];
+}
+
+/**
  * The token of a call: `Authorization: Bearer <token>`, else the `access_token` query
  * parameter (websockets only: browsers cannot set headers on them). Undefined when
  * neither holds one; a malformed Authorization header counts as none.

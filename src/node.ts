@@ -15,10 +15,12 @@ import { MemoryStore } from '../stores/memory/store.js';
 import { openRedis, type RedisTarget } from '../stores/redis/connection.js';
 import { RedisStore } from '../stores/redis/store.js';
 import type { RequestStore } from '../stores/store.js';
-import { Auth, bearerToken, type Principal } from './auth.js';
+import { Auth, bearerToken, type Principal, singleAuthorization } from './auth.js';
 import type { Config } from './config.js';
 import { createApp } from './http/app.js';
+import { SECURITY_HEADERS } from './http/edge.js';
 import { errorBody, HttpError, toHttpError } from './http/errors.js';
+import { rawHeaderValues } from './http/raw-headers.js';
 import { createLogger } from './logger.js';
 
 export interface NodeOptions {
@@ -108,8 +110,10 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
       return refuse(socket, new HttpError(503, 'draining', 'node is shutting down'));
     let principal: Principal;
     try {
+      // `req.headers` keeps only the first of several Authorization headers: count raw.
+      const header = singleAuthorization(rawHeaderValues(req.rawHeaders, 'authorization'));
       principal = await auth.verify(
-        bearerToken(req.headers.authorization, url.searchParams.get('access_token')) ?? '',
+        bearerToken(header, url.searchParams.get('access_token')) ?? '',
       );
     } catch (err) {
       return refuse(socket, toHttpError(err));
@@ -232,9 +236,16 @@ function clusterTarget(urls: string): RedisTarget {
   };
 }
 
+/** An upgrade refused before any socket: a plain HTTP answer, then the connection ends. */
 function refuse(socket: Duplex, err: HttpError): void {
   const body = JSON.stringify(errorBody(err.code, err.message));
-  socket.end(
-    `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const headers = [
+    `HTTP/1.1 ${err.status} ${err.code}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}`),
+    'Cache-Control: no-store',
+    'Connection: close',
+  ];
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
 }

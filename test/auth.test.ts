@@ -1,8 +1,9 @@
 /** Tokens: round trip, and every way a token can be wrong answers the same 401. */
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { Auth, bearerToken } from '../src/auth.js';
+import { Auth, bearerToken, singleAuthorization } from '../src/auth.js';
 import { HttpError } from '../src/http/errors.js';
+import { rawHeaderValues } from '../src/http/raw-headers.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-32b';
 const auth = new Auth(SECRET);
@@ -104,5 +105,29 @@ describe('bearerToken', () => {
     expect(bearerToken('Bearer', undefined)).toBeUndefined();
     expect(bearerToken('Bearer a b')).toBeUndefined();
     expect(bearerToken(undefined, '')).toBeUndefined();
+  });
+});
+
+describe('singleAuthorization', () => {
+  it('takes none or one Authorization header, and refuses two, even identical, with 401', () => {
+    expect(singleAuthorization([])).toBeUndefined();
+    expect(singleAuthorization(['Bearer a'])).toBe('Bearer a');
+    for (const two of [
+      ['Bearer a', 'Bearer a'],
+      ['Bearer a', 'Bearer b'],
+    ]) {
+      const err = (() => {
+        try {
+          singleAuthorization(two);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(HttpError);
+      expect(err).toMatchObject({ status: 401, code: 'unauthorized' });
+    }
+    expect(
+      rawHeaderValues(['Host', 'h', 'AUTHORIZATION', 'x', 'authorization', 'y'], 'authorization'),
+    ).toEqual(['x', 'y']);
   });
 });

@@ -1,17 +1,18 @@
 /**
  * The HTTP API (DESIGN.md section 4) as one hono app: middleware, then the route groups.
- * Order: request id + access log, CORS, body limit, then per group the draining guard
- * and the role check. Every error, wherever thrown, leaves through `onError` as the one
+ * Order: the edge headers (src/http/edge.ts), request id + access log, CORS, the declared
+ * body length, then per group no-store, the draining guard and the role check; a body is
+ * read only by its route, so never before auth. Every error, wherever thrown, leaves through `onError` as the one
  * error body; nothing internal reaches a client.
  */
 import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { clientRoutes } from './client-routes.js';
 import { type AppDeps, type AppEnv, rejectWhileDraining, requireRole } from './context.js';
 import { daemonRoutes } from './daemon-routes.js';
-import { errorBody, HttpError, toHttpError } from './errors.js';
+import { bodyLimit, edgeHeaders, noStore } from './edge.js';
+import { errorBody, toHttpError } from './errors.js';
 import { opsRoutes } from './ops-routes.js';
 
 export type { AppDeps } from './context.js';
@@ -25,6 +26,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { hub, auth, config } = deps;
   const app = new Hono<AppEnv>();
 
+  app.use('*', edgeHeaders);
   app.use('*', async (c, next) => {
     const started = performance.now();
     const given = c.req.header('x-request-id');
@@ -59,20 +61,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     );
   }
 
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: config.maxPayloadBytes,
-      onError: () => {
-        throw new HttpError(
-          413,
-          'payload_too_large',
-          `the body is over ${config.maxPayloadBytes} bytes (MAX_PAYLOAD_BYTES)`,
-        );
-      },
-    }),
-  );
+  // Declared lengths only: a body is read (capped) by the route that wants it, after auth.
+  app.use('*', bodyLimit(config.maxPayloadBytes));
 
+  app.use('/v1/*', noStore);
   app.use('/v1/*', rejectWhileDraining(hub));
   // `/x/*` also matches `/x` itself in hono.
   app.use('/v1/runtimes/*', requireRole(auth, 'client'));

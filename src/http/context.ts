@@ -2,13 +2,15 @@
  * The request context every route shares (request id, per-request logger, the verified
  * principal) and the guards in front of /v1: draining and the role check.
  */
+import type { IncomingMessage } from 'node:http';
 import type { MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import type { RuntimeRef } from '../../stores/domain.js';
-import { type Auth, bearerToken, type Principal, type Role } from '../auth.js';
+import { type Auth, bearerToken, type Principal, type Role, singleAuthorization } from '../auth.js';
 import type { Config } from '../config.js';
 import { HttpError } from './errors.js';
 import type { HubApi } from './hub-api.js';
+import { headerValues } from './raw-headers.js';
 
 /** What the HTTP app is built from (the node assembles it). */
 export interface AppDeps {
@@ -26,10 +28,16 @@ export interface AppDeps {
 }
 
 export interface AppEnv {
+  /** What @hono/node-server passes as `c.env`; absent in process (`app.request`). */
+  Bindings: { incoming?: IncomingMessage };
   Variables: {
     requestId: string;
     log: Logger;
     principal: Principal;
+    /** MAX_PAYLOAD_BYTES, for the route that reads the body (src/http/edge.ts). */
+    maxBodyBytes: number;
+    /** Set once the body was read to its end: the connection may then be kept. */
+    bodyRead: boolean;
   };
 }
 
@@ -43,11 +51,12 @@ export function rejectWhileDraining(hub: HubApi): MiddlewareHandler<AppEnv> {
 
 /**
  * Verifies the bearer token (header only: query-string tokens are for websockets) and
- * requires `role`: no or a bad token -> 401, the other role -> 403.
+ * requires `role`: no, two or a bad token -> 401, the other role -> 403. Runs before
+ * any body is read.
  */
 export function requireRole(auth: Auth, role: Role): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const token = bearerToken(c.req.header('authorization'));
+    const token = bearerToken(singleAuthorization(headerValues(c, 'authorization')));
     if (token === undefined) {
       throw new HttpError(401, 'unauthorized', 'missing, invalid or expired token');
     }

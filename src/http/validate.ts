@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { ID_PATTERN, RuntimeId, type RuntimeRef } from '../../stores/domain.js';
 import type { AppEnv } from './context.js';
+import { readBodyText } from './edge.js';
 import { type ErrorDetail, HttpError } from './errors.js';
 
 export function issuesToDetails(issues: z.core.$ZodIssue[], prefix: string[] = []): ErrorDetail[] {
@@ -41,7 +42,7 @@ export async function readJson<S extends z.ZodType>(
   schema: S,
   emptyAs?: unknown,
 ): Promise<z.output<S>> {
-  const text = await c.req.text();
+  const text = await readBodyText(c);
   let json: unknown;
   if (text.trim() === '' && emptyAs !== undefined) {
     json = emptyAs;

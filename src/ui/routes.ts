@@ -2,12 +2,15 @@
  * The dashboard and the browser client over HTTP, without auth (the page asks for a
  * token, or carries the dev token in dev mode):
  *
- *   GET /                   the dashboard page (never cached: it may hold the dev token)
+ *   GET /                   the dashboard page (never cached: it may hold the dev token,
+ *                           and holds it only for a local Host, see `isLocalHost`)
  *   GET /ui/app.js          its script          GET /ui/style.css   its styles
  *   GET /client/browser.js  the browser client as an ES module, importable cross-origin
  */
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { etag } from 'hono/etag';
+import { SECURITY_HEADERS } from '../http/edge.js';
+import { headerValues } from '../http/raw-headers.js';
 import { browserClientJs, dashboardFile, dashboardHtml } from './assets.js';
 
 const JS = 'text/javascript; charset=utf-8';
@@ -35,15 +38,18 @@ export function uiRoutes(opts: UiOptions = {}): Hono {
   routes.use('/ui/*', etag());
   routes.use('/client/*', etag());
 
-  routes.get('/', async (c) =>
-    c.body(await dashboardHtml(opts.devClientToken), 200, {
+  routes.get('/', async (c) => {
+    const token =
+      opts.devClientToken !== undefined && isLocalHost(c) ? opts.devClientToken : undefined;
+    return c.body(await dashboardHtml(token), 200, {
       'content-type': HTML,
       'cache-control': 'no-store',
       'content-security-policy': PAGE_POLICY,
-      'referrer-policy': 'no-referrer',
-      'x-content-type-options': 'nosniff',
-    }),
-  );
+      // The same page answers every Host: a cache must not hand a local one elsewhere.
+      vary: 'Host',
+      ...SECURITY_HEADERS,
+    });
+  });
 
   routes.get('/ui/app.js', async (c) => c.body(await dashboardFile('app.js'), 200, asset(JS)));
   routes.get('/ui/style.css', async (c) =>
@@ -61,9 +67,18 @@ export function uiRoutes(opts: UiOptions = {}): Hono {
 }
 
 function asset(contentType: string): Record<string, string> {
-  return {
-    'content-type': contentType,
-    'cache-control': 'no-cache',
-    'x-content-type-options': 'nosniff',
-  };
+  return { 'content-type': contentType, 'cache-control': 'no-cache', ...SECURITY_HEADERS };
+}
+
+/** localhost, 127.0.0.1 or [::1], any port: the names a rebinding attacker cannot use. */
+const LOCAL_HOST = /^(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?$/i;
+
+/**
+ * Whether the page was asked for by a local name (exactly one Host header). A DNS-
+ * rebinding page reaches 127.0.0.1 under its own name, which arrives as its Host: it
+ * gets the page without the dev token, so it has nothing to read.
+ */
+function isLocalHost(c: Context): boolean {
+  const hosts = headerValues(c, 'host');
+  return hosts.length === 1 && LOCAL_HOST.test((hosts[0] as string).trim());
 }

@@ -1,7 +1,7 @@
 /**
  * The dashboard's routes over HTTP: content types, caching, the dev token only when
- * given (escaped), and the browser client compiled to a module with no imports that
- * works when imported as served.
+ * given (escaped) and only for a local Host, and the browser client compiled to a module
+ * with no imports that works when imported as served.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -21,10 +21,17 @@ describe('dashboard routes', () => {
     expect(html).toContain('<script type="module" src="/ui/app.js"></script>');
     expect(html).not.toContain('switchboard-token"');
 
-    const dev = await uiRoutes({ devClientToken: 'a.b"<c>&' }).request('/');
+    const routes = uiRoutes({ devClientToken: 'a.b"<c>&' });
+    const dev = await routes.request('/', { headers: { host: 'localhost:8080' } });
     expect(await dev.text()).toContain(
       '<meta name="switchboard-token" content="a.b&quot;&lt;c&gt;&amp;" />',
     );
+    // Only a local Host gets the token (test/http/edge.test.ts covers a real node).
+    for (const host of ['evil.example', undefined]) {
+      const forged = await routes.request('/', host ? { headers: { host } } : {});
+      expect(forged.status).toBe(200);
+      expect(await forged.text()).not.toContain('switchboard-token"');
+    }
   });
 
   it('serves the script, the styles and the client with their types', async () => {
