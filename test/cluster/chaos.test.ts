@@ -112,6 +112,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       }
 
       // ---- clients --------------------------------------------------------------------
+      const idle = await createIdle(c, token);
       const tracked = new Map<string, Tracked>();
       const sockets = Array.from({ length: 4 }, () => new SocketWaiter(c, token));
       let created = 0;
@@ -179,6 +180,16 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           }
         }
       }
+
+      /** A client call whose answer does not matter, only what it leaves behind. */
+      const probe = (node: NodeProcess, path: string) =>
+        fetch(`${node.url}${path}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(5_000),
+        }).then(
+          (res) => res.body?.cancel(),
+          () => {},
+        );
 
       const producers = Array.from({ length: PLAN.producers }, async () => {
         while (created < PLAN.requests && Date.now() < loadEnds) {
@@ -255,8 +266,13 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             faults.pause++;
           } else {
             // Past STORE_LOST_DRAIN_MS plus a command timeout: the node must notice it
-            // has lost the store and drain its daemons to the others.
+            // has lost the store and drain its daemons to the others. Meanwhile a client
+            // long-polls there on a runtime nobody else waits on, so a SUBSCRIBE is in
+            // flight when the link heals or is cut: it must settle either way, or the
+            // end checks find that runtime hanging on this node.
             link.blackhole();
+            await sleep(200);
+            void probe(victim, `/v1/runtimes/${IDLE_RUNTIME}/requests/${idle}?wait_ms=1000`);
             await sleep(STORE_LOST_DRAIN_MS + 2_000 + Math.random() * 1_000);
             if (kind === 'blackholeHeal') {
               link.heal();
@@ -277,7 +293,6 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       // Before the settle phase, while the waiters' subscriptions are still held: a
       // subscription a fault left stuck is found where it is.
       const endFailures = await awaitAllReady(c);
-      const idle = await createIdle(c, token);
       const pollTargets = [
         ...RUNTIMES.flatMap((runtime) =>
           [...tracked.values()]
@@ -420,7 +435,8 @@ async function createIdle(c: ChaosCluster, token: string): Promise<string> {
         'content-type': 'application/json',
         'idempotency-key': 'chaos-idle',
       },
-      body: JSON.stringify({ kind: 'job', payload: null }),
+      // Pending for the whole run: a long-poll on it must wait out its wait_ms.
+      body: JSON.stringify({ kind: 'job', payload: null, pending_timeout_ms: 3_600_000 }),
       signal: AbortSignal.timeout(5_000),
     }).catch(() => null);
     if (res?.status === 201 || res?.status === 200)
