@@ -12,11 +12,17 @@
  * Bounded by default (under two minutes, part of `npm test`); CHAOS_LONG=1 runs longer.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
 import { auth, clientToken, SECRET } from '../helpers/node.js';
-import { awaitAllReady, checkLongPolls, checkSubscribes } from './end-checks.js';
+import {
+  awaitAllReady,
+  checkLongPolls,
+  checkSubscribes,
+  createIdle,
+  IDLE_RUNTIME,
+} from './end-checks.js';
 import { ChaosCluster, type NodeProcess } from './harness.js';
+import { SocketWaiter, TERMINAL, type Tracked } from './waiters.js';
 
 const LONG = process.env.CHAOS_LONG === '1';
 const PLAN = LONG
@@ -24,23 +30,11 @@ const PLAN = LONG
   : { requests: 2_500, loadSeconds: 30, producers: 8 };
 const RUNTIMES = ['rt-0', 'rt-1', 'rt-2', 'rt-3'];
 const DAEMONS = 20;
-const TERMINAL = new Set(['completed', 'failed', 'timeout', 'cancelled']);
-/** A runtime no daemon serves: its requests stay pending, so a long-poll must time out. */
-const IDLE_RUNTIME = 'rt-idle';
 const LEASE_MS = 3_000;
 const STORE_LOST_DRAIN_MS = 1_500;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
-
-interface Tracked {
-  id: string;
-  runtime: string;
-  maxAttempts: number;
-  createdAt: number;
-  waiter: 'poll' | 'socket';
-  seenTerminal?: { status: string; at: number };
-}
 
 describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () => {
   let cluster: ChaosCluster | undefined;
@@ -315,7 +309,8 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
 
       // ---- settle: every waiter sees its request end ------------------------------------
       const allSeen = () => [...tracked.values()].every((t) => t.seenTerminal);
-      const settleBy = Date.now() + 120_000;
+      // Once the end checks have found a hang, waiting longer only delays the report.
+      const settleBy = Date.now() + (endFailures.length > 0 ? 15_000 : 120_000);
       while (!allSeen() && Date.now() < settleBy) await sleep(200);
       for (const s of sockets) s.close();
 
@@ -408,6 +403,12 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const unseen = [...tracked.values()].filter(
         (t) => t.seenTerminal?.status !== finalStatus.get(t.id),
       );
+      for (const t of unseen.slice(0, 5)) {
+        console.error(
+          `never saw the terminal state: ${t.id} runtime ${t.runtime} by ${t.waiter}` +
+            `${t.via ? ` on ${t.via}` : ''}, final ${finalStatus.get(t.id)}`,
+        );
+      }
       expect(
         unseen.map((t) => t.id),
         'every waiting client saw the terminal state',
@@ -424,100 +425,3 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
     (PLAN.loadSeconds + 240) * 1000,
   );
 });
-
-/** Creates a request for the runtime no daemon serves (retrying across nodes); its id. */
-async function createIdle(c: ChaosCluster, token: string): Promise<string> {
-  for (let i = 0; i < 50; i++) {
-    const res = await fetch(`${c.liveNode().url}/v1/runtimes/${IDLE_RUNTIME}/requests`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${token}`,
-        'content-type': 'application/json',
-        'idempotency-key': 'chaos-idle',
-      },
-      // Pending for the whole run: a long-poll on it must wait out its wait_ms.
-      body: JSON.stringify({ kind: 'job', payload: null, pending_timeout_ms: 3_600_000 }),
-      signal: AbortSignal.timeout(5_000),
-    }).catch(() => null);
-    if (res?.status === 201 || res?.status === 200)
-      return ((await res.json()) as { id: string }).id;
-    await res?.body?.cancel();
-    await sleep(100);
-  }
-  throw new Error(`could not create a request for ${IDLE_RUNTIME} on any node`);
-}
-
-/**
- * A client websocket that waits for requests to end: reconnects (to any live node) when
- * its socket drops and resubscribes everything it still waits for.
- */
-class SocketWaiter {
-  readonly #waiting = new Map<string, Tracked>();
-  #ws: WebSocket | null = null;
-  #closed = false;
-
-  constructor(
-    private readonly cluster: ChaosCluster,
-    private readonly token: string,
-  ) {
-    this.#connect();
-  }
-
-  watch(t: Tracked): void {
-    this.#waiting.set(t.id, t);
-    this.#send({ type: 'subscribe', runtime: t.runtime, requests: [t.id] });
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#ws?.terminate();
-  }
-
-  #send(frame: unknown): void {
-    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(frame));
-  }
-
-  #connect(): void {
-    if (this.#closed) return;
-    const url = this.cluster.liveNode().url.replace('http', 'ws');
-    const ws = new WebSocket(`${url}/v1/ws?access_token=${this.token}`);
-    this.#ws = ws;
-    ws.on('open', () => {
-      const byRuntime = new Map<string, string[]>();
-      for (const t of this.#waiting.values()) {
-        byRuntime.set(t.runtime, [...(byRuntime.get(t.runtime) ?? []), t.id]);
-      }
-      for (const [runtime, ids] of byRuntime) {
-        for (let i = 0; i < ids.length; i += 500) {
-          this.#send({ type: 'subscribe', runtime, requests: ids.slice(i, i + 500) });
-        }
-      }
-    });
-    ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as {
-        type: string;
-        runtime?: string;
-        request?: { id: string; status: string; runtime_id: string };
-        requests?: { id: string; status: string; runtime_id: string }[];
-      };
-      const seen =
-        f.type === 'snapshot'
-          ? (f.requests ?? [])
-          : f.type === 'request' && f.request
-            ? [f.request]
-            : [];
-      for (const r of seen) {
-        const t = this.#waiting.get(r.id);
-        if (!t || !TERMINAL.has(r.status)) continue;
-        t.seenTerminal = { status: r.status, at: Date.now() };
-        this.#waiting.delete(r.id);
-        this.#send({ type: 'unsubscribe', runtime: r.runtime_id, requests: [r.id] });
-      }
-    });
-    ws.on('error', () => {});
-    ws.on('close', () => {
-      if (this.#ws === ws && !this.#closed)
-        setTimeout(() => this.#connect(), 100 + Math.random() * 200);
-    });
-  }
-}

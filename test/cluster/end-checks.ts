@@ -8,6 +8,8 @@
 import { WebSocket } from 'ws';
 import type { ChaosCluster, NodeProcess } from './harness.js';
 
+/** A runtime no daemon serves: its requests stay pending, so a long-poll must time out. */
+export const IDLE_RUNTIME = 'rt-idle';
 const WAIT_MS = 1_000;
 /** Scheduling noise on a loaded machine, not a hub's own waiting. */
 const MARGIN_MS = 1_500;
@@ -121,4 +123,26 @@ async function subscribeAll(node: NodeProcess, token: string, runtimes: string[]
   } finally {
     ws.terminate();
   }
+}
+
+/** Creates a request for the runtime no daemon serves (retrying across nodes); its id. */
+export async function createIdle(c: ChaosCluster, token: string): Promise<string> {
+  for (let i = 0; i < 50; i++) {
+    const res = await fetch(`${c.liveNode().url}/v1/runtimes/${IDLE_RUNTIME}/requests`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'idempotency-key': 'chaos-idle',
+      },
+      // Pending for the whole run: a long-poll on it must wait out its wait_ms.
+      body: JSON.stringify({ kind: 'job', payload: null, pending_timeout_ms: 3_600_000 }),
+      signal: AbortSignal.timeout(5_000),
+    }).catch(() => null);
+    if (res?.status === 201 || res?.status === 200)
+      return ((await res.json()) as { id: string }).id;
+    await res?.body?.cancel();
+    await sleep(100);
+  }
+  throw new Error(`could not create a request for ${IDLE_RUNTIME} on any node`);
 }
