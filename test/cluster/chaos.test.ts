@@ -2,16 +2,27 @@
  * The chaos suite: three node processes and one redis-server with AOF, 20 SDK daemons
  * with random capacities and work times, clients creating requests on every node (some
  * with max_attempts > 1) and waiting by long-poll or client websocket, while nodes are
- * SIGKILLed and SIGTERMed, pub/sub connections killed, Redis restarted, and daemon
- * sockets cut. Then: nothing lost, nothing done twice, nobody left waiting.
+ * SIGKILLed and SIGTERMed, pub/sub connections killed, Redis restarted (SIGTERM) and
+ * crashed (SIGKILL, restarted from its AOF), and daemon sockets cut; and, at the same
+ * time on another node, a node paused (SIGSTOP) past the lease and resumed, a node's
+ * link to Redis black-holed and then healed, or black-holed and then cut. Then, once
+ * every node is healthy, no long-poll and no subscribe may hang on any node; and:
+ * nothing lost, nothing done twice, nobody left waiting.
  *
- * Bounded by default (about a minute, part of `npm test`); CHAOS_LONG=1 runs longer.
+ * Bounded by default (under two minutes, part of `npm test`); CHAOS_LONG=1 runs longer.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
 import { auth, clientToken, SECRET } from '../helpers/node.js';
-import { ChaosCluster } from './harness.js';
+import {
+  awaitAllReady,
+  checkLongPolls,
+  checkSubscribes,
+  createIdle,
+  IDLE_RUNTIME,
+} from './end-checks.js';
+import { ChaosCluster, type NodeProcess } from './harness.js';
+import { SocketWaiter, TERMINAL, type Tracked } from './waiters.js';
 
 const LONG = process.env.CHAOS_LONG === '1';
 const PLAN = LONG
@@ -19,19 +30,11 @@ const PLAN = LONG
   : { requests: 2_500, loadSeconds: 30, producers: 8 };
 const RUNTIMES = ['rt-0', 'rt-1', 'rt-2', 'rt-3'];
 const DAEMONS = 20;
-const TERMINAL = new Set(['completed', 'failed', 'timeout', 'cancelled']);
+const LEASE_MS = 3_000;
+const STORE_LOST_DRAIN_MS = 1_500;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
-
-interface Tracked {
-  id: string;
-  runtime: string;
-  maxAttempts: number;
-  createdAt: number;
-  waiter: 'poll' | 'socket';
-  seenTerminal?: { status: string; at: number };
-}
 
 describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () => {
   let cluster: ChaosCluster | undefined;
@@ -50,14 +53,25 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         env: {
           LOG_LEVEL: 'warn',
           HEARTBEAT_INTERVAL_MS: '500',
-          LEASE_MS: '3000',
+          LEASE_MS: String(LEASE_MS),
           SWEEP_INTERVAL_MS: '200',
           SHUTDOWN_GRACE_MS: '1000',
+          STORE_LOST_DRAIN_MS: String(STORE_LOST_DRAIN_MS),
         },
       });
       const c = cluster;
       const token = await clientToken('acme');
-      const faults = { sigkill: 0, sigterm: 0, pubsubKill: 0, redisRestart: 0, socketDrops: 0 };
+      const faults = {
+        sigkill: 0,
+        sigterm: 0,
+        pubsubKill: 0,
+        redisRestart: 0,
+        redisSigkill: 0,
+        socketDrops: 0,
+        pause: 0,
+        linkBlackholeHeal: 0,
+        linkBlackholeCut: 0,
+      };
 
       // ---- daemons: each execution logged; each accepted report counted ---------------
       const executions = new Map<string, number[]>(); // id -> epochs it ran at
@@ -92,6 +106,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       }
 
       // ---- clients --------------------------------------------------------------------
+      const idle = await createIdle(c, token);
       const tracked = new Map<string, Tracked>();
       const sockets = Array.from({ length: 4 }, () => new SocketWaiter(c, token));
       let created = 0;
@@ -160,6 +175,16 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         }
       }
 
+      /** A client call whose answer does not matter, only what it leaves behind. */
+      const probe = (node: NodeProcess, path: string) =>
+        fetch(`${node.url}${path}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(5_000),
+        }).then(
+          (res) => res.body?.cancel(),
+          () => {},
+        );
+
       const producers = Array.from({ length: PLAN.producers }, async () => {
         while (created < PLAN.requests && Date.now() < loadEnds) {
           const n = created++;
@@ -169,7 +194,11 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       });
 
       // ---- faults -----------------------------------------------------------------------
+      // Two lanes at once, each on its own node: process and Redis faults, and the
+      // faults of one node's time and links. `busy` keeps them off each other's node.
       const admin = c.redis.client();
+      const busy = new Set<NodeProcess>();
+      const freeNode = () => pick(c.nodes.filter((n) => n.running && !busy.has(n)));
       const chaos = (async () => {
         let round = 0;
         while (Date.now() < loadEnds - 3_000) {
@@ -178,41 +207,110 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           if (Math.random() < 0.5) faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
           const which = round % 6;
           if (which === 1 || which === 4) {
-            const victim = pick(c.nodes.filter((n) => n.running));
+            const victim = freeNode();
+            busy.add(victim);
             await victim.kill();
             faults.sigkill++;
             await sleep(500 + Math.random() * 1_000);
             await victim.start();
-          } else if (which === 2) {
-            faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
+            busy.delete(victim);
           } else if (which === 3) {
             await admin.client('KILL', 'TYPE', 'pubsub').catch(() => 0);
             faults.pubsubKill++;
-          } else if (which === 5 && faults.sigterm <= faults.redisRestart) {
-            const victim = pick(c.nodes.filter((n) => n.running));
+          } else if (which === 5 && faults.sigterm <= faults.redisRestart + faults.redisSigkill) {
+            const victim = freeNode();
+            busy.add(victim);
             await victim.term();
             faults.sigterm++;
             await victim.start();
-          } else if (which === 0) {
-            // A restart (SIGTERM: Redis writes its AOF out and exits); the AOF keeps the
-            // data. A crash of Redis itself with `appendfsync everysec` may lose up to
-            // about two seconds of writes: see docs/OPERATIONS.md.
-            await c.redis.stop();
+            busy.delete(victim);
+          } else if (which === 2 || which === 0) {
+            // Redis goes away: a crash (SIGKILL) first, then a restart (SIGTERM: Redis
+            // writes its AOF out and exits), alternating. Both come back from the AOF;
+            // the harness runs Redis with `appendfsync always`, so even a crash loses no
+            // acknowledged write (with `everysec` it may lose about two seconds of them:
+            // see docs/OPERATIONS.md).
+            const crash = faults.redisSigkill <= faults.redisRestart;
+            await (crash ? c.redis.kill() : c.redis.stop());
             await sleep(300 + Math.random() * 500);
             await c.redis.restart();
-            faults.redisRestart++;
+            if (crash) faults.redisSigkill++;
+            else faults.redisRestart++;
           } else {
             faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
           }
         }
       })();
 
-      await Promise.all([...producers, chaos]);
+      const nodeFaults = (async () => {
+        const kinds = ['pause', 'blackholeHeal', 'blackholeCut'] as const;
+        for (let round = 0; Date.now() < loadEnds - 4_000; round++) {
+          await sleep(1_000 + Math.random() * 1_000);
+          const victim = freeNode();
+          if (!victim) continue;
+          busy.add(victim);
+          const link = c.redisLinks[victim.index - 1] as (typeof c.redisLinks)[number];
+          const kind = kinds[round % kinds.length];
+          if (kind === 'pause') {
+            // Past the lease: other nodes' sweepers requeue or time out what it held,
+            // and its daemons' late reports must be refused (lease_lost), not accepted.
+            victim.pause();
+            await sleep(LEASE_MS + 1_000 + Math.random() * 500);
+            victim.resume();
+            faults.pause++;
+          } else {
+            // Past STORE_LOST_DRAIN_MS plus a command timeout: the node must notice it
+            // has lost the store and drain its daemons to the others. Meanwhile a client
+            // long-polls there on a runtime nobody else waits on, so a SUBSCRIBE is in
+            // flight when the link heals or is cut: it must settle either way, or the
+            // end checks find that runtime hanging on this node.
+            link.blackhole();
+            await sleep(200);
+            void probe(victim, `/v1/runtimes/${IDLE_RUNTIME}/requests/${idle}?wait_ms=1000`);
+            await sleep(STORE_LOST_DRAIN_MS + 2_000 + Math.random() * 1_000);
+            if (kind === 'blackholeHeal') {
+              link.heal();
+              faults.linkBlackholeHeal++;
+            } else {
+              link.cut();
+              faults.linkBlackholeCut++;
+            }
+          }
+          busy.delete(victim);
+        }
+      })();
+
+      await Promise.all([...producers, chaos, nodeFaults]);
       for (const n of c.nodes) if (!n.running) await n.start();
+
+      // ---- end checks: once every node is healthy, nothing hangs on any node -----------
+      // Before the settle phase, while the waiters' subscriptions are still held: a
+      // subscription a fault left stuck is found where it is.
+      const endFailures = await awaitAllReady(c);
+      const pollTargets = [
+        ...RUNTIMES.flatMap((runtime) =>
+          [...tracked.values()]
+            .filter((t) => t.runtime === runtime)
+            .slice(-2)
+            .map((t) => ({ runtime, id: t.id })),
+        ),
+        { runtime: IDLE_RUNTIME, id: idle, expect: 'pending' },
+      ];
+      endFailures.push(...(await checkLongPolls(c, token, pollTargets)));
+      endFailures.push(...(await checkSubscribes(c, token, [...RUNTIMES, IDLE_RUNTIME])));
+      console.info(
+        `chaos end checks: ${pollTargets.length * c.nodes.length} long-polls and ` +
+          `${(RUNTIMES.length + 1) * c.nodes.length} subscribes on ${c.nodes.length} nodes, ` +
+          `${endFailures.length} failed${endFailures.length ? `:\n  ${endFailures.join('\n  ')}` : ''}`,
+      );
+      expect
+        .soft(endFailures, 'every long-poll and every subscribe, on every node, answers in time')
+        .toEqual([]);
 
       // ---- settle: every waiter sees its request end ------------------------------------
       const allSeen = () => [...tracked.values()].every((t) => t.seenTerminal);
-      const settleBy = Date.now() + 120_000;
+      // Once the end checks have found a hang, waiting longer only delays the report.
+      const settleBy = Date.now() + (endFailures.length > 0 ? 15_000 : 120_000);
       while (!allSeen() && Date.now() < settleBy) await sleep(200);
       for (const s of sockets) s.close();
 
@@ -305,91 +403,25 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const unseen = [...tracked.values()].filter(
         (t) => t.seenTerminal?.status !== finalStatus.get(t.id),
       );
+      for (const t of unseen.slice(0, 5)) {
+        console.error(
+          `never saw the terminal state: ${t.id} runtime ${t.runtime} by ${t.waiter}` +
+            `${t.via ? ` on ${t.via}` : ''}, final ${finalStatus.get(t.id)}`,
+        );
+      }
       expect(
         unseen.map((t) => t.id),
         'every waiting client saw the terminal state',
       ).toEqual([]);
       expect(statuses.completed ?? 0).toBeGreaterThan(tracked.size * 0.9);
-      expect(faults.sigkill + faults.sigterm + faults.redisRestart).toBeGreaterThanOrEqual(
-        LONG ? 20 : 4,
-      );
+      expect(
+        faults.sigkill + faults.sigterm + faults.redisRestart + faults.redisSigkill,
+      ).toBeGreaterThanOrEqual(LONG ? 20 : 4);
+      // Every fault kind happened at least once.
+      const missing = Object.entries(faults).filter(([, n]) => n === 0);
+      expect(missing, 'fault kinds that never happened').toEqual([]);
       await admin.quit().catch(() => {});
     },
     (PLAN.loadSeconds + 240) * 1000,
   );
 });
-
-/**
- * A client websocket that waits for requests to end: reconnects (to any live node) when
- * its socket drops and resubscribes everything it still waits for.
- */
-class SocketWaiter {
-  readonly #waiting = new Map<string, Tracked>();
-  #ws: WebSocket | null = null;
-  #closed = false;
-
-  constructor(
-    private readonly cluster: ChaosCluster,
-    private readonly token: string,
-  ) {
-    this.#connect();
-  }
-
-  watch(t: Tracked): void {
-    this.#waiting.set(t.id, t);
-    this.#send({ type: 'subscribe', runtime: t.runtime, requests: [t.id] });
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#ws?.terminate();
-  }
-
-  #send(frame: unknown): void {
-    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(frame));
-  }
-
-  #connect(): void {
-    if (this.#closed) return;
-    const url = this.cluster.liveNode().url.replace('http', 'ws');
-    const ws = new WebSocket(`${url}/v1/ws?access_token=${this.token}`);
-    this.#ws = ws;
-    ws.on('open', () => {
-      const byRuntime = new Map<string, string[]>();
-      for (const t of this.#waiting.values()) {
-        byRuntime.set(t.runtime, [...(byRuntime.get(t.runtime) ?? []), t.id]);
-      }
-      for (const [runtime, ids] of byRuntime) {
-        for (let i = 0; i < ids.length; i += 500) {
-          this.#send({ type: 'subscribe', runtime, requests: ids.slice(i, i + 500) });
-        }
-      }
-    });
-    ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as {
-        type: string;
-        runtime?: string;
-        request?: { id: string; status: string; runtime_id: string };
-        requests?: { id: string; status: string; runtime_id: string }[];
-      };
-      const seen =
-        f.type === 'snapshot'
-          ? (f.requests ?? [])
-          : f.type === 'request' && f.request
-            ? [f.request]
-            : [];
-      for (const r of seen) {
-        const t = this.#waiting.get(r.id);
-        if (!t || !TERMINAL.has(r.status)) continue;
-        t.seenTerminal = { status: r.status, at: Date.now() };
-        this.#waiting.delete(r.id);
-        this.#send({ type: 'unsubscribe', runtime: r.runtime_id, requests: [r.id] });
-      }
-    });
-    ws.on('error', () => {});
-    ws.on('close', () => {
-      if (this.#ws === ws && !this.#closed)
-        setTimeout(() => this.#connect(), 100 + Math.random() * 200);
-    });
-  }
-}

@@ -1,8 +1,14 @@
 /**
- * A small HTTP reverse proxy in front of one node, for tests that need a network path
- * the test can change: websocket upgrades can be refused (a corporate proxy that only
- * passes plain HTTP) or passed through, and the websocket frames that pass through can
- * be watched (read-only: every byte is forwarded as it came).
+ * Proxies for tests that need a network path the test can change.
+ *
+ * `HttpProxy`: a small HTTP reverse proxy in front of one node: websocket upgrades can be
+ * refused (a corporate proxy that only passes plain HTTP) or passed through, and the
+ * websocket frames that pass through can be watched (read-only: every byte is forwarded
+ * as it came).
+ *
+ * `TcpProxy`: a plain TCP relay (in front of a node, or between a node and Redis) that
+ * can cut every connection (RST) or black-hole them: hold every byte, both ways, and
+ * close nothing, as a dead route or a stalled middlebox does, until healed or cut.
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -206,4 +212,122 @@ function frameReader(afterHead: boolean, onFrame: (frame: Frame) => void) {
       }
     }
   };
+}
+
+/** One relayed connection: bytes held per direction while the proxy black-holes. */
+interface TcpPair {
+  inbound: net.Socket;
+  outbound: net.Socket;
+  /** Held chunks, in order; `null` marks an end (FIN) that is held too. */
+  toOutbound: (Buffer | null)[];
+  toInbound: (Buffer | null)[];
+}
+
+export class TcpProxy {
+  readonly #pairs = new Set<TcpPair>();
+  #server: net.Server | null = null;
+  #holding = false;
+  port = 0;
+
+  /** `targetPort` is read at each connection: the target may have moved. */
+  constructor(private readonly targetPort: () => number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Whether bytes are being held (between `blackhole()` and `heal()`/`cut()`). */
+  get blackholed(): boolean {
+    return this.#holding;
+  }
+
+  async start(): Promise<void> {
+    this.#server = net.createServer((inbound) => this.#relay(inbound));
+    await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as net.AddressInfo).port;
+  }
+
+  /**
+   * From now on every byte through the proxy, both ways, on open connections and on new
+   * ones (still accepted), is held; nothing is closed. TCP stays up: keepalives are
+   * answered by this process, so only an application-level timeout notices.
+   */
+  blackhole(): void {
+    this.#holding = true;
+  }
+
+  /** Delivers everything held, in order, and passes bytes through again. */
+  heal(): void {
+    this.#holding = false;
+    for (const pair of this.#pairs) {
+      flush(pair.toOutbound, pair.outbound);
+      flush(pair.toInbound, pair.inbound);
+      // A side that closed during the hold: the other side now learns it, after the bytes.
+      if (pair.inbound.destroyed) pair.outbound.end();
+      if (pair.outbound.destroyed) pair.inbound.end();
+    }
+  }
+
+  /**
+   * Cuts every connection (RST), as a network failure would, dropping whatever was held;
+   * new connections pass again. Returns how many connections were cut.
+   */
+  cut(): number {
+    this.#holding = false;
+    const n = this.#pairs.size;
+    for (const pair of this.#pairs) {
+      pair.inbound.resetAndDestroy();
+      pair.outbound.resetAndDestroy();
+    }
+    this.#pairs.clear();
+    return n;
+  }
+
+  /** Cuts every connection; kept for the callers that only ever cut. */
+  dropAll(): number {
+    return this.cut();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) =>
+      this.#server ? this.#server.close(() => resolve()) : resolve(),
+    );
+  }
+
+  #relay(inbound: net.Socket): void {
+    const outbound = net.connect(this.targetPort(), '127.0.0.1');
+    const pair: TcpPair = { inbound, outbound, toOutbound: [], toInbound: [] };
+    this.#pairs.add(pair);
+    const teardown = () => {
+      inbound.destroy();
+      outbound.destroy();
+      this.#pairs.delete(pair);
+    };
+    const pass = (to: net.Socket, held: (Buffer | null)[]) => (chunk: Buffer | null) => {
+      if (this.#holding || held.length > 0) held.push(chunk);
+      else if (chunk) to.write(chunk);
+      else to.end();
+    };
+    inbound.on('data', pass(outbound, pair.toOutbound));
+    outbound.on('data', pass(inbound, pair.toInbound));
+    inbound.on('end', () => pass(outbound, pair.toOutbound)(null));
+    outbound.on('end', () => pass(inbound, pair.toInbound)(null));
+    for (const s of [inbound, outbound]) {
+      s.on('error', teardown);
+      s.on('close', () => {
+        // A side that closed while bytes are held stays "open" to the other side: that
+        // is what a black hole looks like. Once passing, close the other side too.
+        if (!this.#holding) teardown();
+      });
+    }
+  }
+}
+
+function flush(held: (Buffer | null)[], to: net.Socket): void {
+  for (const chunk of held.splice(0)) {
+    if (to.destroyed) return;
+    if (chunk) to.write(chunk);
+    else to.end();
+  }
 }
