@@ -8,8 +8,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { parseRetryAfter, verdict } from '../../src/client/answers.js';
 import { Backoff } from '../../src/client/backoff.js';
-import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
+import { connectDaemon, type Daemon, type DaemonOptions } from '../../src/client/daemon.js';
 import { type Report, Reporter } from '../../src/client/reporter.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { api, clientToken, daemonToken } from '../helpers/node.js';
@@ -40,12 +41,18 @@ async function server(
  * A gate in front of `target`: result calls are answered by `script` (one entry per
  * call) until it runs out, then forwarded like everything else. Upgrades are not served.
  */
-async function gate(target: string, script: Scripted[]) {
+async function gate(target: string, script: Scripted[], renewScript: Scripted[] = []) {
   const results: number[] = [];
+  const renews: number[] = [];
   const url = await server(async (req, res, body) => {
-    if (req.url?.endsWith('/result')) {
-      results.push(Date.now());
-      const scripted = script.shift();
+    const [calls, scripts] = req.url?.endsWith('/result')
+      ? [results, script]
+      : req.url?.endsWith('/renew')
+        ? [renews, renewScript]
+        : [null, []];
+    if (calls) {
+      calls.push(Date.now());
+      const scripted = scripts.shift();
       if (scripted) {
         scripted(res);
         return;
@@ -63,7 +70,7 @@ async function gate(target: string, script: Scripted[]) {
     res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? '' });
     res.end(text);
   });
-  return { url, results };
+  return { url, results, renews };
 }
 
 const hubError = (status: number, code: string, headers: Record<string, string> = {}) =>
@@ -78,7 +85,11 @@ const bare = (status: number, text: string, type = 'text/plain') =>
     res.end(text);
   }) satisfies Scripted;
 
-async function pollingDaemon(url: string, runtime: string): Promise<Daemon> {
+async function pollingDaemon(
+  url: string,
+  runtime: string,
+  handlers: DaemonOptions['handlers'] = { echo: (payload) => payload },
+): Promise<Daemon> {
   const d = connectDaemon({
     url,
     token: await daemonToken(runtime),
@@ -86,7 +97,7 @@ async function pollingDaemon(url: string, runtime: string): Promise<Daemon> {
     socketFailuresBeforePolling: 1,
     backoff: { initialMs: 20, maxMs: 50 },
     closeTimeoutMs: 500,
-    handlers: { echo: (payload) => payload },
+    handlers,
   });
   defer(() => d.close());
   return d;
@@ -156,6 +167,53 @@ describe('answers that are not the hub refusing the report', () => {
     const id = await create(n, 'rep-gone', 1);
     expect(await nextReported(d, id)).toMatchObject({ accepted: false });
     expect(g.results).toHaveLength(1);
+  });
+});
+
+describe('renewals over HTTP', () => {
+  it("gives the attempt up on the hub's 404 not_found, not on a bare 404", async () => {
+    const n = await node({ LEASE_MS: '600' });
+    const g = await gate(n.url, [], [bare(404, 'Not Found'), hubError(404, 'not_found')]);
+    let aborted = 0;
+    const d = await pollingDaemon(g.url, 'rep-renew', {
+      echo: (_p, ctx) =>
+        new Promise((resolve) => {
+          ctx.signal.addEventListener('abort', () => {
+            aborted = g.renews.length;
+            resolve('aborted');
+          });
+        }),
+    });
+    const id = await create(n, 'rep-renew', 1);
+    await until(() => aborted > 0, 'the handler to be aborted');
+    expect(aborted).toBe(2); // the bare 404 was not taken as the end of the lease
+    await until(() => d.inFlight === 0, 'the job to end');
+    expect(g.results).toHaveLength(0); // a lost attempt reports nothing
+    expect((await record(n, 'rep-renew', id)).status).not.toBe('completed');
+  });
+});
+
+describe('answer classification', () => {
+  it('reads the hub error body and Retry-After', () => {
+    const body = (code: string) => ({ error: { code, message: code } });
+    expect(verdict({ status: 200, body: {} })).toEqual({ kind: 'ok' });
+    expect(verdict({ status: 409, body: body('lease_lost') })).toEqual({
+      kind: 'final',
+      code: 'lease_lost',
+    });
+    expect(verdict({ status: 404, body: body('not_found') }).kind).toBe('final');
+    expect(verdict({ status: 404, body: 'Not Found' }).kind).toBe('retry');
+    expect(verdict({ status: 409, body: body('something_new') }).kind).toBe('retry');
+    expect(verdict({ status: 503, body: body('store_unavailable') }).kind).toBe('retry');
+    expect(verdict({ status: 429, body: body('limit_exceeded'), retryAfterMs: 2000 })).toEqual({
+      kind: 'retry',
+      afterMs: 2000,
+    });
+    expect(parseRetryAfter('3')).toBe(3000);
+    expect(parseRetryAfter(null)).toBeUndefined();
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5000);
   });
 });
 
