@@ -165,7 +165,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.#state;
   }
 
-  /** Requests whose handlers are running or whose results are being reported. */
+  /**
+   * Attempts (a request at one epoch) whose handlers are running or waiting to start, or
+   * whose results are being reported.
+   */
   get inFlight(): number {
     return this.#jobs.size;
   }
@@ -440,7 +443,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Runs the handler; the outcome to report, or null when the attempt was lost. */
   async #handle(job: Job): Promise<JobOutcome | null> {
     const { request, controller } = job;
-    if (job.lost) return null; // cancelled (or superseded) before it could start
+    // Cancelled, lost or superseded before it could start, or close() gave up on it.
+    if (job.lost || controller.signal.aborted) return null;
     job.started = true;
     this.#scheduleRenew(job);
     const handler = this.#opts.handlers[request.kind] ?? this.#opts.handlers['*'];

@@ -50,6 +50,7 @@ export class Reporter {
 
   /** Resolves true when the hub accepted the report, false when it refused it for good. */
   report(report: Report): Promise<boolean> {
+    if (this.#stopped) return Promise.resolve(false);
     const key = attemptKey(report.id, report.epoch);
     this.#pending.get(key)?.settle(false); // the same attempt reported twice: the last wins
     return new Promise((resolve) => {
