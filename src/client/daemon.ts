@@ -8,6 +8,14 @@
  * network errors, across reconnects and nodes; stopping on `lease_lost`). It never runs
  * more than `capacity` handlers at once.
  *
+ * Jobs are attempts, keyed by (id, epoch). When the hub claims a request again for this
+ * daemon at a newer epoch (the older lease lapsed: a lost hint, a reconnect), the newer
+ * claim runs as its own attempt: the older one is dead (its signal aborts; a report it
+ * has pending goes on until the hub refuses it), and the newer handler starts once the
+ * older one has returned, unless its own epoch was cancelled meanwhile. Leases are renewed
+ * from the handler's start until its report settles, so a report that takes retries does
+ * not let the lease lapse.
+ *
  * @example
  * const daemon = connectDaemon({
  *   url: 'https://hub.example.com',
@@ -22,16 +30,20 @@
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import type { DaemonRequest } from '../../stores/domain.js';
+import { type HttpAnswer, parseRetryAfter, verdict } from './answers.js';
 import { Backoff } from './backoff.js';
 import { deliverable } from './outcome.js';
-import { type JobOutcome, type Report, Reporter } from './reporter.js';
+import { attemptKey, type JobOutcome, type Report, Reporter } from './reporter.js';
 
 export interface HandlerContext {
   id: string;
   kind: string;
   attempt: number;
   epoch: number;
-  /** Fires on a `cancel` from the hub, a lost lease, or `close()` running out of time. */
+  /**
+   * Fires on a `cancel` from the hub, a lost lease, a newer claim of the same request
+   * (this attempt is then dead), or `close()` running out of time.
+   */
   signal: AbortSignal;
 }
 
@@ -69,16 +81,27 @@ interface DaemonEvents {
   error: [Error];
 }
 
+/** One attempt: a request at one epoch. */
 interface Job {
-  request: DaemonRequest;
+  /** attemptKey(id, epoch): the key in #jobs. */
+  key: string;
+  readonly request: DaemonRequest;
   /** This request's lease length, as far as this daemon's clock can tell. */
   leaseMs: number;
   /** The socket generation it came through (0: HTTP polling). */
   via: number;
   controller: AbortController;
   renewTimer: NodeJS.Timeout | null;
-  /** Lost (cancelled, lease lost): its outcome is not reported. */
+  /** The handler has started: from then on the lease is renewed. */
+  started: boolean;
+  /**
+   * Lost (cancelled, lease lost, superseded by a newer epoch): no more renewals, and an
+   * outcome its handler returns afterwards is not reported.
+   */
   lost: boolean;
+  /** The handler has returned (or will never run): a newer attempt may start. */
+  handled: Promise<void>;
+  /** Handled and reported: the job is gone. */
   done: Promise<void>;
 }
 
@@ -89,6 +112,7 @@ const DEFAULT_LEASE_MS = 30_000;
 export class Daemon extends EventEmitter<DaemonEvents> {
   #state: DaemonState = 'connecting';
   readonly #opts: Required<Omit<DaemonOptions, 'backoff' | 'url'>> & { urls: string[] };
+  /** Attempts by attemptKey(id, epoch). */
   readonly #jobs = new Map<string, Job>();
   readonly #backoff: Backoff;
   readonly #reporter: Reporter;
@@ -141,7 +165,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.#state;
   }
 
-  /** Requests whose handlers are running or whose results are being reported. */
+  /**
+   * Attempts (a request at one epoch) whose handlers are running or waiting to start, or
+   * whose results are being reported.
+   */
   get inFlight(): number {
     return this.#jobs.size;
   }
@@ -346,9 +373,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   async #heartbeat(): Promise<void> {
-    const live = [...this.#jobs.values()].filter(
-      (j) => !j.lost && !this.#reporter.has(j.request.id),
-    );
+    // Renewed from the handler's start until its report settles.
+    const live = [...this.#jobs.values()].filter((j) => j.started && !j.lost);
     const res = await this.#post('/v1/daemon/heartbeat', {
       max: Math.max(0, this.#opts.capacity - this.#jobs.size),
       leases: live.map((j) => ({ id: j.request.id, epoch: j.request.epoch })),
@@ -366,19 +392,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   // ---- jobs ---------------------------------------------------------------------------
 
   #start(request: DaemonRequest, via: number): void {
-    const existing = this.#jobs.get(request.id);
-    if (existing) {
-      if (request.epoch <= existing.request.epoch) return; // a repeated push
-      // Claimed again at a newer epoch (our lease lapsed and came back to us). A job
-      // still running takes over the new claim; a lost one runs again once it ends.
-      if (existing.lost) {
-        void existing.done.then(() => this.#start(request, via));
-        return;
-      }
-      existing.request = request;
-      existing.via = via;
-      return;
-    }
+    const key = attemptKey(request.id, request.epoch);
+    if (this.#jobs.has(key)) return; // a repeated push
+    const others = [...this.#jobs.values()].filter((j) => j.request.id === request.id);
+    if (others.some((j) => j.request.epoch > request.epoch)) return; // a stale claim
+    // Claimed again at a newer epoch: every older attempt here is dead. Two handlers of
+    // one request never run side by side, so the new one waits for the old ones to return.
+    for (const old of others) this.#kill(old, `superseded by epoch ${request.epoch}`);
+    const previous = Promise.all(others.map((j) => j.handled));
     const controller = new AbortController();
     // The lease's length from its expiry, capped by the node's default (a daemon clock
     // behind the hub's would see it longer than it is), and never below 300 ms.
@@ -388,30 +409,44 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       Math.min(this.#leaseMs, Number.isFinite(left) ? left : this.#leaseMs),
     );
     const job: Job = {
+      key,
       request,
       leaseMs,
       via,
       controller,
       renewTimer: null,
+      started: false,
       lost: false,
+      handled: Promise.resolve(),
       done: Promise.resolve(),
     };
-    this.#jobs.set(request.id, job);
+    this.#jobs.set(key, job);
     this.emit('request', request);
-    this.#scheduleRenew(job);
-    job.done = this.#run(job)
+    const outcome = previous.then(() => this.#handle(job));
+    job.handled = outcome.then(
+      () => {},
+      () => {},
+    );
+    job.done = outcome
+      .then((o) => (o ? this.#report(job, o) : undefined))
       .catch((err: unknown) => {
         this.emit('error', err as Error);
       })
       .finally(() => {
         if (job.renewTimer) clearTimeout(job.renewTimer);
-        this.#jobs.delete(request.id);
+        job.renewTimer = null;
+        this.#jobs.delete(key);
         if (this.#offBooks(job)) this.#declareCapacity();
       });
   }
 
-  async #run(job: Job): Promise<void> {
+  /** Runs the handler; the outcome to report, or null when the attempt was lost. */
+  async #handle(job: Job): Promise<JobOutcome | null> {
     const { request, controller } = job;
+    // Cancelled, lost or superseded before it could start, or close() gave up on it.
+    if (job.lost || controller.signal.aborted) return null;
+    job.started = true;
+    this.#scheduleRenew(job);
     const handler = this.#opts.handlers[request.kind] ?? this.#opts.handlers['*'];
     let outcome: JobOutcome;
     if (!handler) {
@@ -439,22 +474,26 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         };
       }
     }
-    if (job.renewTimer) clearTimeout(job.renewTimer);
-    if (job.lost) return;
-    // job.request may have moved to a newer claim while the handler ran (see #start).
+    return job.lost ? null : outcome;
+  }
+
+  /** Reports the attempt's outcome; its lease is renewed until the report settles. */
+  async #report(job: Job, outcome: JobOutcome): Promise<void> {
     const { id, epoch } = job.request;
     const report: Report = { id, epoch, ...deliverable(outcome, this.#maxPayloadBytes) };
     const accepted = await this.#reporter.report(report);
     this.emit('reported', { id, epoch, status: report.status, accepted });
   }
 
-  /** Renews the lease at a third of its length while the handler runs. */
+  /** Renews the lease at a third of its length while the handler runs or it is reported. */
   #scheduleRenew(job: Job): void {
+    if (job.lost || this.#jobs.get(job.key) !== job) return;
     job.renewTimer = setTimeout(() => void this.#renew(job), job.leaseMs / 3);
   }
 
   async #renew(job: Job): Promise<void> {
-    if (job.lost || !this.#jobs.has(job.request.id)) return;
+    job.renewTimer = null;
+    if (job.lost || this.#jobs.get(job.key) !== job) return;
     const { id, epoch } = job.request;
     if (this.#ws?.readyState === WebSocket.OPEN) {
       this.#sendFrame({ type: 'renew', id, epoch });
@@ -463,7 +502,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         const res = await this.#post(`/v1/daemon/requests/${encodeURIComponent(id)}/renew`, {
           epoch,
         });
-        if (res.status === 409) {
+        if (verdict(res).kind === 'final') {
           this.#lose(id, epoch, 'lease_lost');
           return;
         }
@@ -471,23 +510,33 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.emit('error', err as Error); // try again next round
       }
     }
-    if (!job.lost) this.#scheduleRenew(job);
+    this.#scheduleRenew(job);
   }
 
-  /** The hub says the job is no longer this daemon's: abort it, report nothing. */
+  /** The hub says this attempt is no longer this daemon's: abort it, report nothing new. */
   #lose(id: string, epoch: number, why: 'cancel' | 'lease_lost'): void {
-    const job = this.#jobs.get(id);
-    if (!job || job.request.epoch !== epoch || job.lost) return;
+    const job = this.#jobs.get(attemptKey(id, epoch));
+    if (job) this.#kill(job, why === 'cancel' ? 'cancelled' : 'lease lost');
+  }
+
+  /**
+   * The attempt is dead: stop renewing, abort its handler. A report already under way is
+   * left to the hub to settle (it refuses a stale epoch; it may also accept a report that
+   * raced the news), so the SDK never calls a result lost that the hub has taken.
+   */
+  #kill(job: Job, why: string): void {
+    if (job.lost) return;
     job.lost = true;
-    job.controller.abort(new Error(why === 'cancel' ? 'cancelled' : 'lease lost'));
-    this.#reporter.drop(id);
-    // The hub freed the slot; the handler may still hold it until it returns.
+    if (job.renewTimer) clearTimeout(job.renewTimer);
+    job.renewTimer = null;
+    job.controller.abort(new Error(why));
+    // The hub freed the slot; the handler (or its report) may still hold it here.
     this.#declareCapacity();
   }
 
   // ---- plumbing -----------------------------------------------------------------------
 
-  async #post(path: string, body: unknown): Promise<{ status: number; body: unknown }> {
+  async #post(path: string, body: unknown): Promise<HttpAnswer> {
     const base = this.#opts.urls[this.#urlIndex % this.#opts.urls.length] as string;
     const res = await fetch(`${base}${path}`, {
       method: 'POST',
@@ -503,7 +552,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // not JSON: the status says enough
     }
     if (res.status >= 500) this.#urlIndex++;
-    return { status: res.status, body: parsed };
+    return {
+      status: res.status,
+      body: parsed,
+      retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+    };
   }
 
   #setState(state: DaemonState): void {

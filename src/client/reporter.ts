@@ -1,12 +1,18 @@
 /**
  * Reports results until the hub settles them. A report goes over the socket when one is
  * up (and waits for its ack or nack), otherwise over HTTP. It is retried after a nack
- * with `retry: true`, a network error, a 5xx, a socket that closed before answering, or
- * no answer in time; it stops on an ack or 200 (accepted) or on a refusal (nack without
- * retry, 409: the lease is no longer this daemon's).
+ * with `retry: true`, a network error, a socket that closed before answering, no answer
+ * in time, or any HTTP answer that is not the hub's own final refusal (answers.ts: a
+ * proxy's 408 or 429, a bare 404, a 5xx; after `Retry-After` when given). It stops on an
+ * ack or 2xx (accepted), or on a refusal (nack without retry; the hub's lease_lost,
+ * not_found, already_terminal, invalid_request ... error body).
+ *
+ * Pending reports are keyed by (id, epoch), and an answer settles only the report it was
+ * sent for: a late answer for an attempt already given up never settles a newer one.
  */
 import type { WebSocket } from 'ws';
 import type { ErrorInfo } from '../../stores/domain.js';
+import { type HttpAnswer, verdict } from './answers.js';
 import { Backoff } from './backoff.js';
 
 export type JobOutcome =
@@ -21,15 +27,21 @@ interface Pending {
   /** The socket the last attempt went through, while its answer is awaited. */
   sentOn: WebSocket | null;
   timer: NodeJS.Timeout | null;
+  settled: boolean;
 }
 
 export interface ReporterDeps {
-  http(path: string, body: unknown): Promise<{ status: number }>;
+  http(path: string, body: unknown): Promise<HttpAnswer>;
   socket(): WebSocket | null;
   backoff: Backoff;
 }
 
 const ANSWER_TIMEOUT_MS = 10_000;
+/** A Retry-After longer than this is not taken at its word (a proxy's, most likely). */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** The key of one attempt's report. */
+export const attemptKey = (id: string, epoch: number): string => `${epoch}:${id}`;
 
 export class Reporter {
   readonly #pending = new Map<string, Pending>();
@@ -38,31 +50,34 @@ export class Reporter {
 
   /** Resolves true when the hub accepted the report, false when it refused it for good. */
   report(report: Report): Promise<boolean> {
+    if (this.#stopped) return Promise.resolve(false);
+    const key = attemptKey(report.id, report.epoch);
+    this.#pending.get(key)?.settle(false); // the same attempt reported twice: the last wins
     return new Promise((resolve) => {
       const p: Pending = {
         report,
         backoff: new Backoff(100, 5_000),
         sentOn: null,
         timer: null,
+        settled: false,
         settle: (accepted) => {
+          if (p.settled) return;
+          p.settled = true;
           if (p.timer) clearTimeout(p.timer);
-          this.#pending.delete(report.id);
+          p.timer = null;
+          if (this.#pending.get(key) === p) this.#pending.delete(key);
           resolve(accepted);
         },
       };
-      this.#pending.set(report.id, p);
+      this.#pending.set(key, p);
       this.#attempt(p);
     });
   }
 
-  has(id: string): boolean {
-    return this.#pending.has(id);
-  }
-
   /** An ack or nack frame from the socket. */
   answer(frame: { type: 'ack' | 'nack'; id: string; epoch: number; retry?: boolean }): void {
-    const p = this.#pending.get(frame.id);
-    if (!p || p.report.epoch !== frame.epoch) return;
+    const p = this.#pending.get(attemptKey(frame.id, frame.epoch));
+    if (!p) return;
     p.sentOn = null;
     if (frame.type === 'ack') p.settle(true);
     else if (!frame.retry) p.settle(false);
@@ -90,9 +105,9 @@ export class Reporter {
     }
   }
 
-  /** The job was lost while its report was pending: stop reporting it. */
-  drop(id: string): void {
-    this.#pending.get(id)?.settle(false);
+  /** Stop reporting this attempt (its outcome no longer matters). */
+  drop(id: string, epoch: number): void {
+    this.#pending.get(attemptKey(id, epoch))?.settle(false);
   }
 
   stop(): void {
@@ -101,7 +116,7 @@ export class Reporter {
   }
 
   #attempt(p: Pending): void {
-    if (this.#stopped) return;
+    if (this.#stopped || p.settled) return;
     p.timer = null;
     const { id, epoch, ...outcome } = p.report;
     const ws = this.deps.socket();
@@ -118,18 +133,21 @@ export class Reporter {
       .http(`/v1/daemon/requests/${encodeURIComponent(id)}/result`, { epoch, ...outcome })
       .then(
         (res) => {
-          if (!this.#pending.has(id)) return;
-          if (res.status === 200) p.settle(true);
-          else if (res.status >= 400 && res.status < 500) p.settle(false);
-          else this.#retryLater(p);
+          if (p.settled) return; // given up meanwhile: this answer is for nobody
+          const v = verdict(res);
+          if (v.kind === 'ok') p.settle(true);
+          else if (v.kind === 'final') p.settle(false);
+          else this.#retryLater(p, v.afterMs);
         },
         () => this.#retryLater(p),
       );
   }
 
-  #retryLater(p: Pending): void {
-    if (this.#stopped || !this.#pending.has(p.report.id)) return;
+  #retryLater(p: Pending, afterMs?: number): void {
+    if (this.#stopped || p.settled) return;
     if (p.timer) clearTimeout(p.timer);
-    p.timer = setTimeout(() => this.#attempt(p), p.backoff.next());
+    const backoff = p.backoff.next();
+    const delay = afterMs === undefined ? backoff : Math.min(afterMs, MAX_RETRY_AFTER_MS);
+    p.timer = setTimeout(() => this.#attempt(p), delay);
   }
 }
