@@ -18,7 +18,7 @@ import {
   STORE_BACKENDS,
 } from '../helpers/node.js';
 
-const { defer, node } = stopAfterEach();
+const { defer, node, redis } = stopAfterEach();
 
 /** A relay whose update hints never arrive (wake-ups still do). */
 function dropUpdates(relay: Relay): Relay {
@@ -107,5 +107,28 @@ describe.each(STORE_BACKENDS)('holders of a superseded epoch (%s store)', (_name
     // One slot, for X at its new epoch.
     const aConn = conn(n, a.frames[0]?.connection_id);
     expect([...(aConn?.inFlight ?? [])]).toEqual([[x, again.epoch]]);
+  });
+});
+
+describe('holders of a superseded epoch on another node', () => {
+  it('hear lease_lost through the update hints', async () => {
+    const server = await redis();
+    const n1 = await node({ REDIS_URL: server.url, NODE_ID: 'node-a' });
+    const n2 = await node({ REDIS_URL: server.url, NODE_ID: 'node-b' });
+    const runtime = `hold-${randomUUID().slice(0, 8)}`;
+    const token = await daemonToken(runtime);
+    const a = await readyDaemon(n1, token, 1);
+    defer(() => a.close());
+    const x = await create(n1, runtime, lapsing);
+    expect((await a.next('request')).request).toMatchObject({ id: x, epoch: 1 });
+
+    // Node A's only socket is full: only node B can claim X once A's lease lapses.
+    const b = await readyDaemon(n2, token, 1);
+    defer(() => b.close());
+    const again = (await b.next('request', 5000)).request;
+    expect(again).toMatchObject({ id: x });
+    b.send({ type: 'result', id: x, epoch: again.epoch, status: 'completed', result: 1 });
+    expect(await a.next('lease_lost', 5000)).toMatchObject({ id: x, epoch: 1 });
+    await expect.poll(() => conn(n1, a.frames[0]?.connection_id)?.free).toBe(1);
   });
 });
