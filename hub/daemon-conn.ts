@@ -8,12 +8,26 @@
  * ready:      requests are pushed up to `capacity` in flight.
  * draining:   the node is shutting down; nothing new is pushed, reports still accepted.
  * closed:     the socket is gone; anything claimed for it but not sent is released.
+ *
+ * Free capacity needs both mode ready and an open socket: a socket that is closing
+ * (close sent, or terminated) still reads ready until `close` fires, and claiming for
+ * it would only release again, in a loop.
  */
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { RuntimeRef } from '../stores/domain.js';
 import { runtimeTag } from '../stores/keys.js';
 import type { DaemonOutbound } from './protocol.js';
+import { BadFrames, sendBounded } from './socket-limits.js';
+
+/** How a frame fared: written to the socket, refused (nothing left), or failed mid-write. */
+export const SEND = { written: 'written', refused: 'refused', failed: 'failed' } as const;
+export type SendOutcome = (typeof SEND)[keyof typeof SEND];
+
+export interface DaemonLimits {
+  maxSocketBufferBytes: number;
+  maxBadFrames: number;
+}
 
 export const DAEMON_MODES = {
   connecting: 'connecting',
@@ -39,8 +53,10 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
   /** Ids whose result from this socket is being stored: their slot frees after the ack. */
   readonly reporting = new Set<string>();
   readonly connectedAt = Date.now();
-  /** Times of recent invalid frames (flood detection). */
-  invalidFrames: number[] = [];
+  /** Invalid frames in a row; past the limit the socket is closed (1008). */
+  readonly badFrames: BadFrames;
+  /** Closes the socket if no valid `ready` came in time; cleared on ready and close. */
+  readyTimer: NodeJS.Timeout | null = null;
   /** Last pong (or any frame) from the daemon: liveness for the ping check. */
   lastHeard = Date.now();
 
@@ -49,9 +65,11 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
     readonly rt: RuntimeRef,
     readonly subject: string,
     readonly ws: WebSocket,
+    private readonly limits: DaemonLimits,
   ) {
     super();
     this.tag = runtimeTag(rt);
+    this.badFrames = new BadFrames(limits.maxBadFrames);
   }
 
   setMode(next: DaemonMode): void {
@@ -64,7 +82,8 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
   }
 
   get free(): number {
-    return this.mode === DAEMON_MODES.ready ? Math.max(0, this.capacity - this.inFlight.size) : 0;
+    if (this.mode !== DAEMON_MODES.ready || !this.open) return 0;
+    return Math.max(0, this.capacity - this.inFlight.size);
   }
 
   get open(): boolean {
@@ -72,10 +91,23 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
   }
 
   /** Sends a frame; resolves false when the socket could not take it. */
-  send(frame: DaemonOutbound): Promise<boolean> {
-    if (!this.open) return Promise.resolve(false);
+  async send(frame: DaemonOutbound): Promise<boolean> {
+    return (await this.trySend(frame)) === SEND.written;
+  }
+
+  /**
+   * Sends a frame within the socket buffer cap. `refused` means no byte of it left (the
+   * socket is not open, or its peer stopped reading and the socket is being shed, 1013).
+   */
+  trySend(frame: DaemonOutbound): Promise<SendOutcome> {
     return new Promise((resolve) => {
-      this.ws.send(JSON.stringify(frame), (err) => resolve(!err));
+      const sent = sendBounded(
+        this.ws,
+        JSON.stringify(frame),
+        this.limits.maxSocketBufferBytes,
+        (err) => resolve(err ? SEND.failed : SEND.written),
+      );
+      if (!sent) resolve(SEND.refused);
     });
   }
 }

@@ -1,17 +1,15 @@
 /**
  * The daemon websocket (`/v1/daemon/ws`): hello, ready, renew, result, and the
- * liveness pings. Handlers are named functions at module scope; a connection's state
- * lives in its DaemonConnection, found through the socket.
+ * socket's limits (DESIGN.md section 7): bad frames in a row, the ready deadline, and
+ * the send buffer cap (in DaemonConnection.trySend). Handlers are named functions at
+ * module scope; a connection's state lives in its DaemonConnection, found through the
+ * socket.
  */
 import type { RawData, WebSocket } from 'ws';
 import { isStoreError } from '../stores/errors.js';
 import { DAEMON_MODES, DaemonConnection } from './daemon-conn.js';
 import type { SocketHost as Hub } from './host.js';
 import { CLOSE, DaemonInbound, errorFrame, parseFrame, type ResultFrame } from './protocol.js';
-
-/** More than this many invalid frames within the window closes the socket (1008). */
-const FLOOD_LIMIT = 10;
-const FLOOD_WINDOW_MS = 10_000;
 
 const CONN = Symbol('daemonConnection');
 const HUB = Symbol('hub');
@@ -28,6 +26,7 @@ export function attachDaemonSocket(
     { workspace: principal.workspace, runtime: principal.runtime },
     principal.sub,
     ws,
+    hub.settings,
   );
   const socket = ws as DaemonSocket;
   socket[CONN] = conn;
@@ -37,6 +36,8 @@ export function attachDaemonSocket(
   ws.on('close', daemonSocketOnClose);
   ws.on('error', daemonSocketOnError);
   hub.daemonOpened(conn);
+  conn.readyTimer = setTimeout(daemonReadyDeadline, hub.settings.readyTimeoutMs, conn);
+  conn.readyTimer.unref();
   void conn.send({
     type: 'hello',
     node_id: hub.settings.nodeId,
@@ -85,10 +86,12 @@ function onFrame(hub: Hub, conn: DaemonConnection, data: RawData, isBinary: bool
     }
     return;
   }
+  conn.badFrames.good();
   const frame = parsed.frame;
   switch (frame.type) {
     case 'ready':
       if (conn.mode === DAEMON_MODES.connecting || conn.mode === DAEMON_MODES.ready) {
+        clearReadyTimer(conn);
         conn.capacity = frame.capacity;
         conn.setMode(DAEMON_MODES.ready);
         hub.daemonReady(conn);
@@ -157,18 +160,16 @@ async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
 
 /**
  * An invalid frame: answered with an error frame, or with a `nack invalid_message` when
- * it was a result for a request it names. Too many within the window close the socket.
+ * it was a result for a request it names. More than `maxBadFrames` in a row (no valid
+ * frame between) close the socket with 1008.
  */
 function invalid(
   conn: DaemonConnection,
   message: string,
   result?: { id: string; epoch: number },
 ): void {
-  const now = Date.now();
-  conn.invalidFrames = conn.invalidFrames.filter((t) => now - t < FLOOD_WINDOW_MS);
-  conn.invalidFrames.push(now);
-  if (conn.invalidFrames.length > FLOOD_LIMIT) {
-    conn.ws.close(CLOSE.policyViolation, 'too many invalid frames');
+  if (conn.badFrames.bad()) {
+    if (conn.open) conn.ws.close(CLOSE.policyViolation, 'too many invalid frames in a row');
     return;
   }
   if (result) {
@@ -178,12 +179,26 @@ function invalid(
   }
 }
 
+/** The ready deadline passed: a socket that never declared its capacity holds a slot. */
+function daemonReadyDeadline(conn: DaemonConnection): void {
+  conn.readyTimer = null;
+  if (conn.mode === DAEMON_MODES.connecting && conn.open) {
+    conn.ws.close(CLOSE.policyViolation, 'no valid ready frame in time');
+  }
+}
+
+function clearReadyTimer(conn: DaemonConnection): void {
+  if (conn.readyTimer) clearTimeout(conn.readyTimer);
+  conn.readyTimer = null;
+}
+
 function daemonSocketOnPong(this: WebSocket): void {
   (this as DaemonSocket)[CONN].lastHeard = Date.now();
 }
 
 function daemonSocketOnClose(this: WebSocket): void {
   const { [CONN]: conn, [HUB]: hub } = this as DaemonSocket;
+  clearReadyTimer(conn);
   if (conn.mode !== DAEMON_MODES.closed) conn.setMode(DAEMON_MODES.closed);
   hub.daemonClosed(conn);
 }

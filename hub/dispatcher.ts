@@ -6,13 +6,17 @@
  * (connect), a result freeing capacity (result), the periodic re-check (sweep) and the
  * relay coming back (reconnect). Pumps of one runtime never overlap; a pump requested
  * while one runs makes it go round once more.
+ *
+ * An id is held by at most one epoch that is current; every local holder of an older
+ * epoch (another socket, or the same one before a re-claim) is told `lease_lost` and
+ * gets its slot back, when the newer claim is pushed here or its hint arrives.
  */
 import type { Logger } from 'pino';
 import { type RequestRecord, type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
 import { type RuntimeKeys, runtimeKeys } from '../stores/keys.js';
 import type { RequestStore, UpdateHint } from '../stores/store.js';
-import { DAEMON_MODES, type DaemonConnection } from './daemon-conn.js';
+import { DAEMON_MODES, type DaemonConnection, SEND } from './daemon-conn.js';
 import type { ClaimPath, HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
 
@@ -138,7 +142,7 @@ export class Dispatcher {
       const conn = record.connection_id === null ? undefined : conns.get(record.connection_id);
       if (!conn || conn.inFlight.has(record.id)) continue;
       this.deps.metrics.claims.inc({ path: 'reconnect' });
-      void this.#deliver(conn, record);
+      void this.#deliver(local, conn, record);
     }
     local.suspect = false;
   }
@@ -150,6 +154,11 @@ export class Dispatcher {
     void this.pump(conn.rt, 'result');
   }
 
+  /**
+   * Claims for the connection with the most free capacity until none is left. A socket
+   * that is not open has none (DaemonConnection.free), so a claim released for a
+   * closing socket is not claimed for it again.
+   */
   async #fill(local: LocalRuntime, path: ClaimPath): Promise<void> {
     for (;;) {
       const conn = [...local.conns].sort((a, b) => b.free - a.free)[0];
@@ -162,26 +171,37 @@ export class Dispatcher {
       if (claimed.length === 0) return;
       this.deps.metrics.claims.inc({ path }, claimed.length);
       this.deps.metrics.transitions.inc({ status: 'running' }, claimed.length);
-      for (const record of claimed) void this.#deliver(conn, record);
+      for (const record of claimed) void this.#deliver(local, conn, record);
     }
   }
 
   /**
    * Pushes one claimed request. Released only when nothing was written (the socket was
-   * already gone): once bytes may have left, the daemon may be running it, so a failed
-   * write leaves the request to its lease (a release could run it twice).
+   * already gone, or refused it as over its buffer cap): once bytes may have left, the
+   * daemon may be running it, so a failed write leaves the request to its lease (a
+   * release could run it twice). Runs synchronously up to the send, so the slot is taken
+   * before the pump looks at free capacity again.
    */
-  async #deliver(conn: DaemonConnection, record: RequestRecord): Promise<void> {
+  async #deliver(local: LocalRuntime, conn: DaemonConnection, record: RequestRecord) {
     if (conn.mode === DAEMON_MODES.ready && conn.open) {
+      this.#supersede(local, record.id, record.epoch);
       conn.inFlight.set(record.id, record.epoch);
       const since = record.created_at;
-      if (await conn.send({ type: 'request', request: toDaemonRequest(record) })) {
+      const sent = await conn.trySend({ type: 'request', request: toDaemonRequest(record) });
+      if (sent === SEND.written) {
         this.deps.metrics.dispatchLatency.observe(Math.max(0, Date.now() - since) / 1000);
-      } else {
-        this.deps.logger.warn({ id: record.id }, 'push failed mid-write; the lease decides');
+        return;
       }
-      return;
+      if (sent === SEND.failed) {
+        this.deps.logger.warn({ id: record.id }, 'push failed mid-write; the lease decides');
+        return;
+      }
+      if (conn.inFlight.get(record.id) === record.epoch) conn.inFlight.delete(record.id);
     }
+    await this.#release(conn, record);
+  }
+
+  async #release(conn: DaemonConnection, record: RequestRecord): Promise<void> {
     this.deps.metrics.released.inc();
     try {
       await this.deps.store.release(conn.rt, record.id, record.epoch);
@@ -197,8 +217,8 @@ export class Dispatcher {
    */
   async recheckInFlight(): Promise<void> {
     const checks = [...this.#runtimes.values()].flatMap((local) =>
-      [...local.conns].flatMap((conn) =>
-        [...conn.inFlight.keys()].map(async (id) => {
+      [...new Set([...local.conns].flatMap((conn) => [...conn.inFlight.keys()]))].map(
+        async (id) => {
           const r = await this.deps.store.get(local.rt, id);
           this.#reconcile(
             local,
@@ -207,7 +227,7 @@ export class Dispatcher {
               ? { id, status: r.status, epoch: r.epoch }
               : { id, status: 'timeout', epoch: Number.MAX_SAFE_INTEGER },
           );
-        }),
+        },
       ),
     );
     await Promise.all(checks).catch((err) => this.#storeFailure(err, 'recheck'));
@@ -223,29 +243,42 @@ export class Dispatcher {
     this.#reconcile(local, hint);
   }
 
-  /** A state change of a local runtime: tell daemons about work they no longer hold. */
+  /**
+   * A state change of a local runtime: tell every local socket holding the id about
+   * work it no longer holds (several may, at different epochs).
+   */
   #reconcile(local: LocalRuntime, hint: UpdateHint): void {
-    const conn = this.#holder(local.rt, hint.id);
-    if (!conn) return;
-    const epoch = conn.inFlight.get(hint.id) as number;
-    // Older than the claim this socket holds, or that claim itself: nothing changed.
-    if (hint.epoch < epoch || (hint.status === 'running' && hint.epoch === epoch)) return;
-    // This socket's own result at its epoch: the socket handler frees the slot after the ack.
-    const ownResult = hint.status === 'completed' || hint.status === 'failed';
-    if (ownResult && hint.epoch === epoch && conn.reporting.has(hint.id)) return;
-    conn.inFlight.delete(hint.id);
-    if (hint.status === 'cancelled') void conn.send({ type: 'cancel', id: hint.id, epoch });
-    else if (hint.status === 'pending' || hint.status === 'timeout' || hint.epoch !== epoch) {
-      void conn.send({ type: 'lease_lost', id: hint.id, epoch });
+    let freed = false;
+    for (const conn of local.conns) {
+      const epoch = conn.inFlight.get(hint.id);
+      if (epoch === undefined) continue;
+      // Older than the claim this socket holds, or that claim itself: nothing changed.
+      if (hint.epoch < epoch || (hint.status === 'running' && hint.epoch === epoch)) continue;
+      // This socket's own result at its epoch: the socket handler frees the slot after the ack.
+      const ownResult = hint.status === 'completed' || hint.status === 'failed';
+      if (ownResult && hint.epoch === epoch && conn.reporting.has(hint.id)) continue;
+      conn.inFlight.delete(hint.id);
+      freed = true;
+      if (hint.status === 'cancelled') void conn.send({ type: 'cancel', id: hint.id, epoch });
+      else if (hint.status === 'pending' || hint.status === 'timeout' || hint.epoch !== epoch) {
+        void conn.send({ type: 'lease_lost', id: hint.id, epoch });
+      }
     }
-    void this.pump(local.rt, 'result');
+    if (freed) void this.pump(local.rt, 'result');
   }
 
-  #holder(rt: RuntimeRef, id: string): DaemonConnection | undefined {
-    const local = this.#runtimes.get(runtimeKeys(this.deps.store.settings.prefix, rt).tag);
-    if (!local) return undefined;
-    for (const c of local.conns) if (c.inFlight.has(id)) return c;
-    return undefined;
+  /**
+   * `id` is about to be pushed here at `epoch`: every local socket holding it at an
+   * older epoch (the same socket included) lost that lease, and hears so first. The
+   * caller is a pump, which looks at the freed capacity next.
+   */
+  #supersede(local: LocalRuntime, id: string, epoch: number): void {
+    for (const conn of local.conns) {
+      const held = conn.inFlight.get(id);
+      if (held === undefined || held >= epoch) continue;
+      conn.inFlight.delete(id);
+      void conn.send({ type: 'lease_lost', id, epoch: held });
+    }
   }
 
   #storeFailure(err: unknown, what: string): void {

@@ -22,8 +22,16 @@ import { HubMetrics } from './metrics.js';
 import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from './protocol.js';
 import type { Relay } from './relay.js';
 import { type HubSettings, presenceTtl } from './settings.js';
+import { shed } from './socket-limits.js';
 import { Sweeper } from './sweeper.js';
 import { waitForTerminal } from './waiters.js';
+
+/**
+ * Pings and presence refreshes are spread over the heartbeat interval in this many
+ * slices: each timer tick visits one slice of the daemon sockets, so no tick issues
+ * more than ceil(sockets / slices) presence scripts on the connection claims ride on.
+ */
+export const HEARTBEAT_SLICES = 20;
 
 export interface HubOptions {
   store: RequestStore;
@@ -42,6 +50,9 @@ export class Hub implements SocketHost {
   readonly sweeper: Sweeper;
   #draining = false;
   #timer: NodeJS.Timeout | null = null;
+  /** The heartbeat round: the sockets as of its start, and the slice due next. */
+  #round: DaemonConnection[] = [];
+  #slice = 0;
   /** Long-polls under way; aborted on shutdown so they answer at once. */
   readonly #waits = new AbortController();
 
@@ -80,7 +91,8 @@ export class Hub implements SocketHost {
 
   start(): void {
     this.sweeper.start();
-    this.#timer = setInterval(() => this.#heartbeatTick(), this.settings.heartbeatIntervalMs);
+    const every = Math.max(1, Math.floor(this.settings.heartbeatIntervalMs / HEARTBEAT_SLICES));
+    this.#timer = setInterval(() => this.#heartbeatTick(), every);
     this.#timer.unref();
   }
 
@@ -265,17 +277,31 @@ export class Hub implements SocketHost {
   // ---- presence -----------------------------------------------------------------------
 
   /**
-   * Every heartbeat interval: ping each daemon socket, terminate one silent for two
-   * intervals, and refresh presence (liveness never waits on work).
+   * One slice of the heartbeat round: each daemon socket is visited once per interval,
+   * at its own phase. A visit terminates a socket silent for two intervals (it has no
+   * free capacity from then on), sheds one whose peer stopped reading, pings the rest
+   * and refreshes presence (liveness never waits on work).
    */
   #heartbeatTick(): void {
+    if (this.#slice === 0) this.#round = this.dispatcher.connections;
+    const n = this.#round.length;
+    const from = Math.floor((this.#slice * n) / HEARTBEAT_SLICES);
+    const to = Math.floor(((this.#slice + 1) * n) / HEARTBEAT_SLICES);
+    this.#slice = (this.#slice + 1) % HEARTBEAT_SLICES;
     const now = Date.now();
-    for (const conn of this.dispatcher.connections) {
+    for (let i = from; i < to; i++) {
+      const conn = this.#round[i] as DaemonConnection;
+      if (conn.mode === DAEMON_MODES.closed) continue;
       if (now - conn.lastHeard > 2 * this.settings.heartbeatIntervalMs) {
         conn.ws.terminate();
         continue;
       }
-      if (conn.open) conn.ws.ping();
+      if (!conn.open) continue;
+      if (conn.ws.bufferedAmount > this.settings.maxSocketBufferBytes) {
+        shed(conn.ws);
+        continue;
+      }
+      conn.ws.ping();
       if (conn.mode === DAEMON_MODES.ready) void this.#refreshPresence(conn, false);
     }
   }
