@@ -22,6 +22,7 @@ const { values } = parseArgs({
     workspace: { type: 'string', default: 'bench' },
     addresses: { type: 'string', default: '127.0.0.2' },
     concurrency: { type: 'string', default: '100' },
+    'handshake-ms': { type: 'string', default: '20000' },
   },
 });
 const secret = process.env.BENCH_SECRET;
@@ -37,7 +38,7 @@ const addresses = values.addresses.split(',');
 const auth = new Auth(secret);
 const tokens = new Map<number, Promise<string>>();
 const READY = JSON.stringify({ type: 'ready', capacity: 1 });
-const HANDSHAKE_TIMEOUT_MS = 20_000;
+const HANDSHAKE_TIMEOUT_MS = Number(values['handshake-ms']);
 
 let open = 0;
 let holding = false;
@@ -117,7 +118,8 @@ try {
   holding = true;
   report({ type: 'ready', open });
 } catch (err) {
-  report({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
+  const why = err instanceof Error ? err.message : String(err);
+  report({ type: 'failed', message: `${why} (after ${open} of ${count} were open)` });
   process.exit(1);
 }
 // Held until the bench kills this process (by its PID); the sockets keep the loop alive.

@@ -13,7 +13,8 @@
  * HEARTBEAT_INTERVAL_MS is 2000 here (the default is 15000) so a window holds several
  * refreshes. Prints a markdown table and one JSON line. Stops by itself; kills only the
  * processes it started, by PID; talks only to 127.0.0.x.
- * Usage: npm run bench:sockets [-- --sockets 5000 --runtimes 1000 --heartbeat 2000]
+ * Usage: npm run bench:sockets [-- --sockets 5000 --runtimes 1000 --heartbeat 2000
+ *        --concurrency 100 --handshake-ms 20000]   (the last two: per holder process)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -37,6 +38,9 @@ const { values } = parseArgs({
     heartbeat: { type: 'string', default: '2000' },
     'per-holder': { type: 'string', default: '8000' },
     'per-address': { type: 'string', default: '10000' },
+    /** Handshakes in flight per holder, and how long one may take. */
+    concurrency: { type: 'string', default: '100' },
+    'handshake-ms': { type: 'string', default: '20000' },
     'deadline-s': { type: 'string', default: '600' },
   },
 });
@@ -130,14 +134,11 @@ async function openHolders(url: string): Promise<ChildProcess[]> {
     const count = h === holders - 1 ? N - from : base;
     const child = spawnTs(
       'bench/socket-holder.ts',
-      ['--url', url, '--from', String(from), '--count', String(count)].concat([
-        '--runtimes',
-        String(RUNTIMES),
-        '--workspace',
-        WORKSPACE,
-        '--addresses',
-        addresses,
-      ]),
+      [
+        ...['--url', url, '--from', String(from), '--count', String(count)],
+        ...['--runtimes', String(RUNTIMES), '--workspace', WORKSPACE, '--addresses', addresses],
+        ...['--concurrency', values.concurrency, '--handshake-ms', values['handshake-ms']],
+      ],
       { BENCH_SECRET: SECRET },
     );
     from += count;
