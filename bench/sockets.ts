@@ -73,6 +73,10 @@ if (N + FD_HEADROOM > limit.hard) {
   );
   process.exit(2);
 }
+if (Number(values['per-holder']) + FD_HEADROOM > limit.hard) {
+  console.error(`--per-holder must leave ${FD_HEADROOM} of the ${limit.hard} open files free`);
+  process.exit(2);
+}
 
 const started: ChildProcess[] = [];
 const killAll = () => {
