@@ -34,6 +34,7 @@ describe('store lost on one node', () => {
     const env = { STORE_LOST_DRAIN_MS: '1000' };
     const a = await node({ ...env, REDIS_URL: proxy.url, NODE_ID: 'node-a' });
     const b = await node({ ...env, REDIS_URL: server.url, NODE_ID: 'node-b' });
+    defer(async () => proxy.cut()); // before the nodes stop: A's QUIT must not hang
     const dtoken = await daemonToken('laptop');
     const daemon = connectDaemon({
       url: [a.url, b.url],
