@@ -228,7 +228,8 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
   } finally {
     const pending = sub.buffered ?? [];
     sub.buffered = null;
-    for (const m of pending) onHint(ws, state, sub, m);
+    // A subscription dropped meanwhile forwards nothing.
+    if (state.subs.get(rt.runtime) === sub) for (const m of pending) onHint(ws, state, sub, m);
   }
 }
 
