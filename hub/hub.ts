@@ -181,7 +181,7 @@ export class Hub implements SocketHost {
       this.metrics.transitions.inc({ status: record.status });
       return record;
     } catch (err) {
-      if (isStoreError(err, 'store_unavailable')) this.metrics.storeErrors.inc();
+      if (isStoreError(err, 'store_unavailable')) this.noteStoreError();
       throw err;
     }
   }
