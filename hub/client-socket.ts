@@ -5,13 +5,23 @@
  * forward hints (those that arrived meanwhile are replayed after the snapshot), so no
  * change between the read and the first hint is missed. Hints sent while the relay was
  * disconnected are gone: after it reconnects, every subscription is read again.
+ *
+ * Limits (DESIGN.md section 7): a run of bad frames closes the socket (1008); a socket
+ * holds at most `maxSubscribedRuntimes` runtimes and `maxSubscribedIds` ids (past either
+ * a subscribe is refused whole, `limit_exceeded`); every frame goes through
+ * `sendBounded`, so a client that does not read is closed (1013) instead of growing the
+ * node's memory; the socket is pinged every heartbeat interval and terminated after two
+ * without a pong. A subscribe whose relay subscription is not live within a bound gets
+ * `store_unavailable` rather than waiting for a subscriber connection that is down.
  */
 import type { RawData, WebSocket } from 'ws';
 import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
 import { runtimeKeys, workspacePresenceChannel } from '../stores/keys.js';
 import type { UpdateHint } from '../stores/store.js';
 import type { SocketHost as Hub } from './host.js';
-import { ClientInbound, type ClientOutbound, errorFrame, parseFrame } from './protocol.js';
+import { CLOSE, ClientInbound, type ClientOutbound, errorFrame, parseFrame } from './protocol.js';
+import { RELAY_TIMEOUT_MS } from './relay.js';
+import { BadFrames, sendBounded } from './socket-limits.js';
 
 const SNAPSHOT_LIMIT = 100;
 const FORWARD_RETRY_MS = 1_000;
@@ -36,6 +46,10 @@ interface ClientState {
   offReconnect: () => void;
   /** Set while the client watches every runtime's presence (`watch_runtimes`). */
   offWatch: (() => void) | null;
+  bad: BadFrames;
+  /** Last pong or frame from the client: liveness for the ping check. */
+  lastHeard: number;
+  pinger: NodeJS.Timeout;
 }
 
 const STATE = Symbol('clientState');
@@ -49,23 +63,45 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
     sent: new Map(),
     offReconnect: () => {},
     offWatch: null,
+    bad: new BadFrames(hub.settings.maxBadFrames),
+    lastHeard: Date.now(),
+    pinger: setInterval(clientSocketPing, hub.settings.heartbeatIntervalMs, ws),
   };
+  state.pinger.unref();
   state.offReconnect = hub.relay.onReconnect(() => {
     if (state.offWatch) void watchRuntimes(ws, state);
     for (const sub of state.subs.values()) void refresh(ws, state, sub);
   });
   (ws as ClientSocket)[STATE] = state;
   ws.on('message', clientSocketOnMessage);
+  ws.on('pong', clientSocketOnPong);
   ws.on('close', clientSocketOnClose);
   ws.on('error', () => {});
   hub.clientOpened();
 }
 
 function send(ws: WebSocket, frame: ClientOutbound): void {
-  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+  if (ws.readyState !== ws.OPEN) return;
+  const max = (ws as ClientSocket)[STATE].hub.settings.maxSocketBufferBytes;
+  sendBounded(ws, JSON.stringify(frame), max);
+}
+
+/** Every heartbeat interval: terminate a socket silent for two intervals, else ping it. */
+function clientSocketPing(ws: WebSocket): void {
+  const state = (ws as ClientSocket)[STATE];
+  if (Date.now() - state.lastHeard > 2 * state.hub.settings.heartbeatIntervalMs) {
+    ws.terminate();
+    return;
+  }
+  if (ws.readyState === ws.OPEN) ws.ping();
+}
+
+function clientSocketOnPong(this: WebSocket): void {
+  (this as ClientSocket)[STATE].lastHeard = Date.now();
 }
 
 function clientSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as ClientSocket)[STATE].lastHeard = Date.now();
   try {
     onFrame(this, data, isBinary);
   } catch (err) {
@@ -82,11 +118,13 @@ function onFrame(ws: WebSocket, data: RawData, isBinary: boolean): void {
         error: errorFrame('invalid_message', 'binary frames are not supported'),
       } as const)
     : parseFrame(ClientInbound, data.toString());
+  const state = (ws as ClientSocket)[STATE];
   if (!parsed.ok) {
-    send(ws, parsed.error);
+    if (state.bad.bad()) ws.close(CLOSE.policyViolation, 'too many invalid frames');
+    else send(ws, parsed.error);
     return;
   }
-  const state = (ws as ClientSocket)[STATE];
+  state.bad.good();
   const frame = parsed.frame;
   if (frame.type === 'watch_runtimes') return void watchRuntimes(ws, state);
   if (frame.type === 'unwatch_runtimes') {
@@ -117,10 +155,29 @@ async function watchRuntimes(ws: WebSocket, state: ClientState): Promise<void> {
   }
 }
 
+/** Why a subscribe would pass the socket's limits, or null when it fits. */
+function overLimit(state: ClientState, runtime: string, ids?: string[]): string | null {
+  const { maxSubscribedRuntimes, maxSubscribedIds } = state.hub.settings;
+  const existing = state.subs.get(runtime);
+  if (!existing && state.subs.size >= maxSubscribedRuntimes) {
+    return `at most ${maxSubscribedRuntimes} runtimes per socket`;
+  }
+  // Ids named for a whole-runtime subscription are not kept; nor are ones already kept.
+  if (!ids || (existing && existing.ids === null)) return null;
+  const added = new Set(ids.filter((id) => !existing?.ids?.has(id))).size;
+  let total = 0;
+  for (const sub of state.subs.values()) total += sub.ids?.size ?? 0;
+  if (total + added > maxSubscribedIds) return `at most ${maxSubscribedIds} request ids per socket`;
+  return null;
+}
+
 async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?: string[]) {
   const { hub } = state;
+  const refused = overLimit(state, rt.runtime, ids);
+  if (refused) return send(ws, errorFrame('limit_exceeded', refused));
   const keys = runtimeKeys(hub.store.settings.prefix, rt);
   let sub = state.subs.get(rt.runtime);
+  const created = !sub;
   if (sub) {
     // Widen an existing subscription; a whole-runtime one stays whole.
     if (sub.ids && ids) for (const id of ids) sub.ids.add(id);
@@ -141,7 +198,16 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     );
   }
   try {
-    await hub.relay.subscribed(keys.updates);
+    if (!(await hub.relay.subscribed(keys.updates, RELAY_TIMEOUT_MS))) {
+      // Without a live subscription a snapshot could miss the next change: refuse it,
+      // and drop what this frame created so the client can simply subscribe again.
+      if (created && state.subs.get(rt.runtime) === sub) unsubscribe(state, rt);
+      send(
+        ws,
+        errorFrame('store_unavailable', `could not subscribe to ${rt.runtime}: store unavailable`),
+      );
+      return;
+    }
     // The snapshot answers this frame: the ids it named, or the runtime's newest requests.
     const records =
       sub.ids && ids
@@ -159,10 +225,12 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     });
   } catch {
     send(ws, errorFrame('store_unavailable', `could not read ${rt.runtime}: store unavailable`));
+  } finally {
+    const pending = sub.buffered ?? [];
+    sub.buffered = null;
+    // A subscription dropped meanwhile forwards nothing.
+    if (state.subs.get(rt.runtime) === sub) for (const m of pending) onHint(ws, state, sub, m);
   }
-  const pending = sub.buffered ?? [];
-  sub.buffered = null;
-  for (const m of pending) onHint(ws, state, sub, m);
 }
 
 function unsubscribe(state: ClientState, rt: RuntimeRef, ids?: string[]): void {
@@ -257,6 +325,7 @@ function emptyRuntime(id: string) {
 
 function clientSocketOnClose(this: WebSocket): void {
   const state = (this as ClientSocket)[STATE];
+  clearInterval(state.pinger);
   state.offReconnect();
   state.offWatch?.();
   for (const sub of state.subs.values()) for (const off of sub.unsubscribe) off();

@@ -20,9 +20,10 @@ import { Dispatcher } from './dispatcher.js';
 import type { SocketHost } from './host.js';
 import { HubMetrics } from './metrics.js';
 import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from './protocol.js';
-import type { Relay } from './relay.js';
+import { type Relay, withTimeout } from './relay.js';
 import { type HubSettings, presenceTtl } from './settings.js';
 import { shed } from './socket-limits.js';
+import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
 import { waitForTerminal } from './waiters.js';
 
@@ -32,6 +33,10 @@ import { waitForTerminal } from './waiters.js';
  * more than ceil(sockets / slices) presence scripts on the connection claims ride on.
  */
 export const HEARTBEAT_SLICES = 20;
+/** /readyz answers within this even when the store does not. */
+const READY_PING_MS = 1_000;
+/** A daemon told to go elsewhere (store lost) gets this long to reconnect before 1012. */
+const STORE_LOST_CLOSE_MS = 1_000;
 
 export interface HubOptions {
   store: RequestStore;
@@ -48,6 +53,8 @@ export class Hub implements SocketHost {
   readonly metrics: HubMetrics;
   readonly dispatcher: Dispatcher;
   readonly sweeper: Sweeper;
+  /** Store reachability; while lost, daemons are sent elsewhere (not the shutdown drain). */
+  readonly storeHealth: StoreHealth;
   #draining = false;
   #timer: NodeJS.Timeout | null = null;
   /** The heartbeat round: the sockets as of its start, and the slice due next. */
@@ -77,6 +84,13 @@ export class Hub implements SocketHost {
       dispatcher: this.dispatcher,
       intervalMs: this.settings.sweepIntervalMs,
     });
+    this.storeHealth = new StoreHealth({
+      ping: () => this.store.ping(),
+      lostAfterMs: this.settings.storeLostDrainMs,
+      onLost: () => this.#sendDaemonsElsewhere(),
+      onBack: () => {},
+      logger: this.logger,
+    });
     this.relay.onReconnect(() => {
       this.metrics.relayReconnects.inc();
       this.logger.info('relay reconnected; draining every local runtime');
@@ -89,7 +103,13 @@ export class Hub implements SocketHost {
     return this.#draining;
   }
 
+  /** The store has been unreachable for STORE_LOST_DRAIN_MS: daemon sockets are refused. */
+  get storeLost(): boolean {
+    return this.storeHealth.lost;
+  }
+
   start(): void {
+    this.storeHealth.start();
     this.sweeper.start();
     const every = Math.max(1, Math.floor(this.settings.heartbeatIntervalMs / HEARTBEAT_SLICES));
     this.#timer = setInterval(() => this.#heartbeatTick(), every);
@@ -144,6 +164,7 @@ export class Hub implements SocketHost {
 
   noteStoreError(): void {
     this.metrics.storeErrors.inc();
+    this.storeHealth.failed();
   }
 
   /** Counts transitions the HTTP layer made (create, batch, cancel, retry) by new status. */
@@ -171,7 +192,7 @@ export class Hub implements SocketHost {
       this.metrics.transitions.inc({ status: record.status });
       return record;
     } catch (err) {
-      if (isStoreError(err, 'store_unavailable')) this.metrics.storeErrors.inc();
+      if (isStoreError(err, 'store_unavailable')) this.noteStoreError();
       throw err;
     }
   }
@@ -226,12 +247,41 @@ export class Hub implements SocketHost {
   async ready(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }> {
     let store: boolean | string = true;
     try {
-      await this.store.ping();
+      await withTimeout(this.store.ping(), READY_PING_MS, 'store ping');
     } catch (err) {
       store = err instanceof Error ? err.message : 'unreachable';
     }
-    const checks = { store, relay: this.relay.connected, draining: this.#draining };
-    return { ok: store === true && this.relay.connected && !this.#draining, checks };
+    const lost = this.storeHealth.lost;
+    const checks = {
+      store,
+      relay: this.relay.connected,
+      draining: this.#draining,
+      store_lost: lost,
+    };
+    return { ok: store === true && this.relay.connected && !this.#draining && !lost, checks };
+  }
+
+  /**
+   * The store is lost: this node cannot serve its daemons, other nodes may. Each is told
+   * `drain` (store_unavailable) and closed (1012) shortly after, so it reconnects
+   * elsewhere. Temporary, unlike the shutdown drain: new daemons are taken again once
+   * the store is back.
+   */
+  #sendDaemonsElsewhere(): void {
+    const conns = this.dispatcher.connections.filter(
+      (c) => c.mode === DAEMON_MODES.connecting || c.mode === DAEMON_MODES.ready,
+    );
+    for (const conn of conns) {
+      conn.setMode(DAEMON_MODES.draining);
+      void conn.send({ type: 'drain', reason: 'store_unavailable' });
+    }
+    const timer = setTimeout(
+      () => {
+        for (const c of conns) if (c.open) c.ws.close(CLOSE.serviceRestart, 'store unavailable');
+      },
+      Math.min(STORE_LOST_CLOSE_MS, this.settings.shutdownGraceMs),
+    );
+    timer.unref();
   }
 
   // ---- shutdown -----------------------------------------------------------------------
@@ -243,6 +293,7 @@ export class Hub implements SocketHost {
   async drain(reason = 'node shutting down'): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    this.storeHealth.stop();
     await this.sweeper.stop();
     if (this.#timer) clearInterval(this.#timer);
     this.#waits.abort();
@@ -269,6 +320,7 @@ export class Hub implements SocketHost {
   }
 
   async close(): Promise<void> {
+    this.storeHealth.stop();
     await this.sweeper.stop();
     if (this.#timer) clearInterval(this.#timer);
     this.#waits.abort();

@@ -1,24 +1,32 @@
 /**
  * The relay carries hints between nodes: Redis pub/sub in a cluster, the in-process bus
  * when embedded. Subscriptions are reference-counted per channel: the first listener
- * subscribes, the last one leaving unsubscribes. After the subscriber connection comes
- * back, the relay resubscribes every channel and only then runs the `onReconnect`
- * listeners: hints sent while it was away are gone, so the node re-drains its daemons'
- * runtimes and its waiters and client sockets read again.
+ * subscribes, the last one leaving unsubscribes. Every operation is bounded in time
+ * (DESIGN.md section 7): nobody awaits a Redis reply directly; a channel is marked live
+ * when its SUBSCRIBE is acknowledged on the current connection, and `subscribed()`
+ * waits for that at most a bound. A dropped subscriber connection marks every channel
+ * not live (an in-flight SUBSCRIBE of the old connection may never settle: ioredis drops
+ * it without rejecting); on the next `ready` the relay subscribes every channel again
+ * and only then runs the `onReconnect` listeners, since hints sent meanwhile are gone.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Bus } from '../stores/bus.js';
 
 export type HintListener = (message: string) => void;
 
+/** Longest a relay operation (subscribe, publish) may take before it counts as failed. */
+export const RELAY_TIMEOUT_MS = 2_000;
+/** How often channels whose SUBSCRIBE failed or timed out are tried again. */
+const REPAIR_MS = 1_000;
+
 export interface Relay {
   subscribe(channel: string, listener: HintListener): () => void;
   /**
-   * Resolves once the channel's subscription is live (Redis acknowledged it), so a read
-   * made after it cannot miss a hint published in between. Never rejects: a failed
-   * subscribe resolves too, and the reconnect path makes up for it.
+   * Resolves true once the channel's subscription is live (Redis acknowledged it), so a
+   * read made after it cannot miss a hint published in between; false when it is not
+   * live within `timeoutMs` (the subscriber connection is down). Never rejects.
    */
-  subscribed(channel: string): Promise<void>;
+  subscribed(channel: string, timeoutMs?: number): Promise<boolean>;
   publish(channel: string, message: string): Promise<void>;
   /** Returns the function that removes the listener. */
   onReconnect(listener: () => void): () => void;
@@ -27,42 +35,62 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-/** Reference-counted listener sets; subclasses do the actual (un)subscribe. */
+interface Channel {
+  listeners: Set<HintListener>;
+  live: boolean;
+  /** A SUBSCRIBE for it is on the wire (on the current connection). */
+  attaching: boolean;
+  /** `subscribed()` callers waiting for it to become live. */
+  waiting: Set<() => void>;
+}
+
+/** Reference-counted listener sets and liveness; subclasses do the actual (un)subscribe. */
 abstract class CountedRelay implements Relay {
-  protected readonly listeners = new Map<string, Set<HintListener>>();
-  protected readonly live = new Map<string, Promise<void>>();
+  protected readonly channels = new Map<string, Channel>();
   protected readonly reconnectListeners = new Set<() => void>();
   abstract readonly connected: boolean;
-  protected abstract attach(channel: string): Promise<void>;
+  /** Starts subscribing `channel`; calls `markLive` when it is. Never throws. */
+  protected abstract attach(channel: string): void;
   protected abstract detach(channel: string): void;
   abstract publish(channel: string, message: string): Promise<void>;
   abstract close(): Promise<void>;
 
   subscribe(channel: string, listener: HintListener): () => void {
-    let set = this.listeners.get(channel);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(channel, set);
-      this.live.set(channel, this.attach(channel));
+    let entry = this.channels.get(channel);
+    if (!entry) {
+      entry = { listeners: new Set(), live: false, attaching: false, waiting: new Set() };
+      this.channels.set(channel, entry);
+      this.attach(channel);
     }
-    set.add(listener);
+    entry.listeners.add(listener);
     let active = true;
     return () => {
       if (!active) return;
       active = false;
-      const current = this.listeners.get(channel);
+      const current = this.channels.get(channel);
       if (!current) return;
-      current.delete(listener);
-      if (current.size === 0) {
-        this.listeners.delete(channel);
-        this.live.delete(channel);
+      current.listeners.delete(listener);
+      if (current.listeners.size === 0) {
+        this.channels.delete(channel);
+        for (const wake of current.waiting) wake();
         this.detach(channel);
       }
     };
   }
 
-  subscribed(channel: string): Promise<void> {
-    return this.live.get(channel) ?? Promise.resolve();
+  subscribed(channel: string, timeoutMs = RELAY_TIMEOUT_MS): Promise<boolean> {
+    const entry = this.channels.get(channel);
+    if (!entry) return Promise.resolve(true);
+    if (entry.live) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        entry.waiting.delete(wake);
+        resolve(entry.live);
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      entry.waiting.add(wake);
+    });
   }
 
   onReconnect(listener: () => void): () => void {
@@ -70,14 +98,21 @@ abstract class CountedRelay implements Relay {
     return () => this.reconnectListeners.delete(listener);
   }
 
+  protected markLive(channel: string): void {
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    entry.live = true;
+    for (const wake of [...entry.waiting]) wake();
+  }
+
   protected reconnected(): void {
     for (const listener of [...this.reconnectListeners]) listener();
   }
 
   protected deliver(channel: string, message: string): void {
-    const set = this.listeners.get(channel);
-    if (!set) return;
-    for (const listener of [...set]) listener(message);
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    for (const listener of [...entry.listeners]) listener(message);
   }
 }
 
@@ -87,12 +122,12 @@ export class MemoryRelay extends CountedRelay {
   constructor(private readonly bus: Bus) {
     super();
   }
-  protected attach(channel: string): Promise<void> {
+  protected attach(channel: string): void {
     this.#unsubscribe.set(
       channel,
       this.bus.subscribe(channel, (m) => this.deliver(channel, m)),
     );
-    return Promise.resolve();
+    this.markLive(channel);
   }
   protected detach(channel: string): void {
     this.#unsubscribe.get(channel)?.();
@@ -107,6 +142,16 @@ export class MemoryRelay extends CountedRelay {
   }
 }
 
+/** Settles with `work`, or rejects after `ms`; the timer never holds the process. */
+export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
 /**
  * `sub` is a dedicated subscriber connection opened with `autoResubscribe: false`: this
  * relay resubscribes by itself after a reconnect, so it knows when the subscriptions are
@@ -116,6 +161,11 @@ export class MemoryRelay extends CountedRelay {
 export class RedisRelay extends CountedRelay {
   #readyOnce = false;
   #closed = false;
+  /** +1 whenever the subscriber connection drops: replies of an older one are ignored. */
+  #generation = 0;
+  /** A reconnect whose listeners have not run yet (its resubscribe has not landed). */
+  #owedReconnect = false;
+  readonly #repair: NodeJS.Timeout;
   constructor(
     private readonly sub: Redis | Cluster,
     private readonly pub: Redis | Cluster,
@@ -124,45 +174,95 @@ export class RedisRelay extends CountedRelay {
     super();
     sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
     sub.on('ready', () => {
-      if (this.#readyOnce && !this.#closed) void this.#resubscribe();
+      if (this.#readyOnce && !this.#closed) {
+        this.#owedReconnect = true;
+        this.#sync();
+      }
       this.#readyOnce = true;
     });
+    sub.on('close', () => this.#dropped());
     if (sub.status === 'ready') this.#readyOnce = true;
+    this.#repair = setInterval(() => this.#sync(), REPAIR_MS);
+    this.#repair.unref();
   }
 
   get connected(): boolean {
     return this.sub.status === 'ready';
   }
 
-  async #resubscribe(): Promise<void> {
-    const channels = [...this.listeners.keys()];
-    try {
-      if (channels.length > 0) await this.sub.subscribe(...channels);
-    } catch (err) {
-      // The connection dropped again; its next 'ready' retries.
-      this.onError(err as Error);
-      return;
+  /** The connection is gone: nothing is live, nothing in flight will answer. */
+  #dropped(): void {
+    this.#generation += 1;
+    for (const entry of this.channels.values()) {
+      entry.live = false;
+      entry.attaching = false;
     }
-    this.reconnected();
   }
 
-  protected attach(channel: string): Promise<void> {
-    return this.sub.subscribe(channel).then(
-      () => {},
-      (err: Error) => this.onError(err),
+  /**
+   * Subscribes, in one bounded SUBSCRIBE, every channel neither live nor on the wire;
+   * once all are live after a reconnect, the reconnect listeners run.
+   */
+  #sync(): void {
+    if (this.#closed || this.sub.status !== 'ready') return;
+    const todo: [string, Channel][] = [];
+    for (const [channel, entry] of this.channels) {
+      if (!entry.live && !entry.attaching) {
+        entry.attaching = true;
+        todo.push([channel, entry]);
+      }
+    }
+    if (todo.length === 0) {
+      this.#settleReconnect();
+      return;
+    }
+    const generation = this.#generation;
+    const names = todo.map(([channel]) => channel);
+    // An entry replaced meanwhile (unsubscribed, then subscribed anew) has its own
+    // SUBSCRIBE behind the UNSUBSCRIBE: this reply says nothing about it.
+    const current = () =>
+      generation === this.#generation
+        ? todo.filter(([channel, entry]) => this.channels.get(channel) === entry)
+        : [];
+    withTimeout(this.sub.subscribe(...names), RELAY_TIMEOUT_MS, 'SUBSCRIBE').then(
+      () => {
+        for (const [channel, entry] of current()) {
+          entry.attaching = false;
+          this.markLive(channel);
+        }
+        this.#settleReconnect();
+      },
+      (err: Error) => {
+        // The repair timer or the next `ready` tries again.
+        for (const [, entry] of current()) entry.attaching = false;
+        this.onError(err);
+      },
     );
   }
 
+  #settleReconnect(): void {
+    if (!this.#owedReconnect) return;
+    for (const entry of this.channels.values()) if (!entry.live) return;
+    this.#owedReconnect = false;
+    this.reconnected();
+  }
+
+  protected attach(_channel: string): void {
+    this.#sync();
+  }
+
   protected detach(channel: string): void {
-    this.sub.unsubscribe(channel).catch(this.onError);
+    if (this.sub.status !== 'ready') return; // a new connection has no subscriptions
+    withTimeout(this.sub.unsubscribe(channel), RELAY_TIMEOUT_MS, 'UNSUBSCRIBE').catch(this.onError);
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.pub.publish(channel, message);
+    await withTimeout(this.pub.publish(channel, message), RELAY_TIMEOUT_MS, 'PUBLISH');
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#repair);
     this.sub.disconnect();
   }
 }

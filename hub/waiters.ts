@@ -4,13 +4,22 @@
  * wait is not missed. Answers as soon as the request is terminal, or after N ms with
  * its current state. Hints can be lost (the subscriber connection dropped): after the
  * relay reconnects, and every RECHECK_MS regardless, the waiter reads the record again.
+ *
+ * Every wait answers by its deadline (DESIGN.md section 7): the subscription is awaited
+ * only until then (not live: the waiter reads more often instead), and a read the store
+ * does not answer by then is a store_unavailable error, never a hang.
  */
 import { type RequestRecord, type RuntimeRef, TERMINAL } from '../stores/domain.js';
+import { StoreError } from '../stores/errors.js';
 import { runtimeKeys } from '../stores/keys.js';
 import type { RequestStore, UpdateHint } from '../stores/store.js';
 import type { Relay } from './relay.js';
 
 const RECHECK_MS = 5_000;
+/** Re-read period while the subscription is not live (hints may not arrive at all). */
+const UNSUBSCRIBED_RECHECK_MS = 500;
+/** A read started just before the deadline still gets this long to answer. */
+const READ_GRACE_MS = 500;
 
 export async function waitForTerminal(
   store: RequestStore,
@@ -41,15 +50,21 @@ export async function waitForTerminal(
   abort?.addEventListener('abort', signal);
   const deadline = Date.now() + waitMs;
   try {
-    await relay.subscribed(channel);
+    // An abort (shutdown) or a reconnect ends this wait early too.
+    const live = await new Promise<boolean>((resolve) => {
+      resume = () => resolve(false);
+      void relay.subscribed(channel, waitMs).then(resolve);
+    });
+    resume = null;
+    const recheck = live ? RECHECK_MS : UNSUBSCRIBED_RECHECK_MS;
     for (;;) {
       signalled = false;
-      const record = await store.get(rt, id);
+      const record = await boundedGet(store, rt, id, deadline - Date.now() + READ_GRACE_MS);
       const left = deadline - Date.now();
       if (!record || TERMINAL.has(record.status) || left <= 0 || abort?.aborted) return record;
       if (signalled) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, RECHECK_MS));
+        const timer = setTimeout(resolve, Math.min(left, recheck));
         resume = () => {
           clearTimeout(timer);
           resolve();
@@ -62,4 +77,21 @@ export async function waitForTerminal(
     offReconnect();
     unsubscribe();
   }
+}
+
+/** `store.get`, or store_unavailable when it has not answered within `ms`. */
+function boundedGet(
+  store: RequestStore,
+  rt: RuntimeRef,
+  id: string,
+  ms: number,
+): Promise<RequestRecord | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StoreError('store_unavailable', 'the store did not answer in time')),
+      Math.max(0, ms),
+    );
+  });
+  return Promise.race([store.get(rt, id), expired]).finally(() => clearTimeout(timer));
 }

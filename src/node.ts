@@ -125,6 +125,10 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
       const message = `a ${principal.role} token cannot open this socket`;
       return refuse(socket, new HttpError(403, 'forbidden', message));
     }
+    if (route === 'daemon' && hub.storeLost) {
+      const message = 'this node cannot reach its store: connect to another node';
+      return refuse(socket, new HttpError(503, 'store_unavailable', message));
+    }
     sockets.handleUpgrade(req, socket, head, (ws) => {
       if (route === 'daemon') {
         hub.attachDaemon(ws, {
