@@ -8,9 +8,11 @@ import type { WebSocket } from 'ws';
 import { CLOSE } from './protocol.js';
 
 /**
- * Sends `text` unless the socket is not open or its unsent buffer is already past
- * `maxBuffered`; in that case the socket is closed with 1013 (it recovers by
- * reconnecting) and false is returned. `done` is called once the frame was written or
+ * Sends `text` unless the socket is not open or the frame would take its unsent buffer
+ * past `maxBuffered`; in that case the socket is closed with 1013 (it recovers by
+ * reconnecting) and false is returned. One frame always goes out onto an empty buffer,
+ * so a frame larger than the cap (a big snapshot, a request near MAX_PAYLOAD_BYTES) does
+ * not close a peer that reads; the buffer then stays within cap + one frame. `done` is called once the frame was written or
  * failed; it is not called when nothing was sent.
  */
 export function sendBounded(
@@ -20,7 +22,8 @@ export function sendBounded(
   done?: (err?: Error) => void,
 ): boolean {
   if (ws.readyState !== ws.OPEN) return false;
-  if (ws.bufferedAmount + Buffer.byteLength(text) > maxBuffered) {
+  const buffered = ws.bufferedAmount;
+  if (buffered > 0 && buffered + Buffer.byteLength(text) > maxBuffered) {
     shed(ws);
     return false;
   }
