@@ -6,8 +6,9 @@
  * relay reconnects, and every RECHECK_MS regardless, the waiter reads the record again.
  *
  * Every wait answers by its deadline (DESIGN.md section 7): the subscription is awaited
- * only until then (not live: the waiter reads more often instead), and a read the store
- * does not answer by then is a store_unavailable error, never a hang.
+ * for at most UNSUBSCRIBED_RECHECK_MS (not live: the waiter reads at once and then more
+ * often instead), and a read the store does not answer by the deadline is a
+ * store_unavailable error, never a hang.
  */
 import { type RequestRecord, type RuntimeRef, TERMINAL } from '../stores/domain.js';
 import { StoreError } from '../stores/errors.js';
@@ -50,21 +51,30 @@ export async function waitForTerminal(
   abort?.addEventListener('abort', signal);
   const deadline = Date.now() + waitMs;
   try {
-    // An abort (shutdown) or a reconnect ends this wait early too.
-    const live = await new Promise<boolean>((resolve) => {
-      resume = () => resolve(false);
-      void relay.subscribed(channel, waitMs).then(resolve);
-    });
-    resume = null;
-    const recheck = live ? RECHECK_MS : UNSUBSCRIBED_RECHECK_MS;
+    // The subscription is awaited briefly, never for the whole wait: not live by then
+    // (a subscriber link down or black-holed), the waiter reads now and then every
+    // UNSUBSCRIBED_RECHECK_MS, since no hint may arrive. An abort or a reconnect ends
+    // this wait early too.
+    let live = false;
+    if (relay.connected) {
+      live = await new Promise<boolean>((resolve) => {
+        resume = () => resolve(false);
+        void relay.subscribed(channel, Math.min(waitMs, UNSUBSCRIBED_RECHECK_MS)).then(resolve);
+      });
+      resume = null;
+    }
     for (;;) {
       signalled = false;
       const record = await boundedGet(store, rt, id, deadline - Date.now() + READ_GRACE_MS);
       const left = deadline - Date.now();
       if (!record || TERMINAL.has(record.status) || left <= 0 || abort?.aborted) return record;
       if (signalled) continue;
+      if (!live) live = await relay.subscribed(channel, 0);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, recheck));
+        const timer = setTimeout(
+          resolve,
+          Math.min(left, live ? RECHECK_MS : UNSUBSCRIBED_RECHECK_MS),
+        );
         resume = () => {
           clearTimeout(timer);
           resolve();
