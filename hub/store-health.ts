@@ -18,6 +18,11 @@ export interface StoreHealthOptions {
 /** Pings happen this often at most (a fifth of the loss window, within these bounds). */
 const MIN_PING_MS = 50;
 const MAX_PING_MS = 1_000;
+/**
+ * A ping may take as long as any store command may (the store's 2 s command bound), or
+ * the whole loss window if that is shorter: a store that answers slowly is not lost.
+ */
+const PING_TIMEOUT_MS = 2_000;
 
 export class StoreHealth {
   #lost = false;
@@ -25,9 +30,11 @@ export class StoreHealth {
   #inFlight = false;
   #timer: NodeJS.Timeout | null = null;
   readonly #intervalMs: number;
+  readonly #timeoutMs: number;
 
   constructor(private readonly opts: StoreHealthOptions) {
     this.#intervalMs = Math.min(MAX_PING_MS, Math.max(MIN_PING_MS, opts.lostAfterMs / 5));
+    this.#timeoutMs = Math.max(this.#intervalMs, Math.min(PING_TIMEOUT_MS, opts.lostAfterMs));
   }
 
   /** True while the store has been unreachable for the whole loss window. */
@@ -61,16 +68,18 @@ export class StoreHealth {
       await Promise.race([
         this.opts.ping(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('store ping timed out')), this.#intervalMs);
+          timer = setTimeout(() => reject(new Error('store ping timed out')), this.#timeoutMs);
         }),
       ]);
       this.#lastOk = Date.now();
-      if (this.#lost) {
+      if (this.#lost && this.#timer !== null) {
         this.#lost = false;
         this.opts.logger.info('store reachable again; taking daemons again');
         this.opts.onBack();
       }
     } catch (err) {
+      // Stopped meanwhile (shutdown): its own drain decides, not a late ping.
+      if (this.#timer === null) return;
       if (!this.#lost && Date.now() - this.#lastOk >= this.opts.lostAfterMs) {
         this.#lost = true;
         this.opts.logger.warn(

@@ -3,7 +3,9 @@
  * black-holed for less than STORE_LOST_DRAIN_MS leaves the node ready and its daemons
  * where they are; the same link held past it drains them.
  */
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { StoreHealth } from '../../hub/store-health.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { api, daemonToken, readyDaemon } from '../helpers/node.js';
 import { BlackHoleProxy } from './blackhole.js';
@@ -35,5 +37,49 @@ describe('store health', () => {
     expect(n.hub.storeLost).toBe(true);
     const ready = await api(n, 'GET', '/readyz');
     expect(ready.status).toBe(503);
+  });
+});
+
+describe('StoreHealth', () => {
+  const logger = pino({ level: 'silent' });
+
+  it('a store that answers every ping slowly (within the command timeout) is not lost', async () => {
+    let lost = 0;
+    let pings = 0;
+    const health = new StoreHealth({
+      // Slower than a fifth of the window, faster than the store's 2 s command bound.
+      ping: () => new Promise((resolve) => setTimeout(resolve, 900, pings++)),
+      lostAfterMs: 3_000,
+      onLost: () => lost++,
+      onBack: () => {},
+      logger,
+    });
+    health.start();
+    defer(async () => health.stop());
+    await expect.poll(() => pings, { timeout: 10_000 }).toBeGreaterThanOrEqual(5);
+    expect(lost).toBe(0);
+    expect(health.lost).toBe(false);
+  });
+
+  it('a check that fails after stop() does not declare the store lost', async () => {
+    let lost = 0;
+    let fail!: (err: Error) => void;
+    const health = new StoreHealth({
+      ping: () =>
+        new Promise((_, reject) => {
+          fail = reject;
+        }),
+      lostAfterMs: 100,
+      onLost: () => lost++,
+      onBack: () => {},
+      logger,
+    });
+    health.start();
+    const check = health.check();
+    health.stop();
+    await new Promise((r) => setTimeout(r, 150)); // past the loss window, by design
+    fail(new Error('unreachable'));
+    await check;
+    expect(lost).toBe(0);
   });
 });
