@@ -1,12 +1,14 @@
 /**
  * Daemon routes (role daemon), mounted at /v1/daemon: the polling fallback for daemons
  * without a websocket. The runtime comes from the token. A result or renew the store
- * refuses for any fencing reason (lease lost, already terminal, no such id) answers
- * 409 `lease_lost`: all a daemon needs to know is that the request is no longer its own.
+ * refuses for a fencing reason (lease lost, already terminal) answers 409 `lease_lost`:
+ * all a daemon needs to know is that the request is no longer its own. An id that is not
+ * in its runtime (another runtime's, another workspace's, malformed, purged) answers the
+ * one 404 `not_found` of DESIGN.md section 4, the same for all, so it reveals nothing.
  */
 import { Hono } from 'hono';
 import { toApiRequest } from '../../stores/domain.js';
-import { isStoreError } from '../../stores/errors.js';
+import { isStoreError, StoreError } from '../../stores/errors.js';
 import type { Outcome } from '../../stores/store.js';
 import { type AppEnv, daemonRuntime } from './context.js';
 import { HttpError } from './errors.js';
@@ -30,11 +32,7 @@ async function fenced<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (
-      isStoreError(err, 'lease_lost') ||
-      isStoreError(err, 'already_terminal') ||
-      isStoreError(err, 'not_found')
-    ) {
+    if (isStoreError(err, 'lease_lost') || isStoreError(err, 'already_terminal')) {
       throw leaseLost(err);
     }
     throw err;
@@ -53,7 +51,7 @@ export function daemonRoutes(hub: HubApi): Hono<AppEnv> {
   routes.post('/requests/:id/result', async (c) => {
     const body = await readJson(c, ResultBody);
     const id = requestIdParam(c);
-    if (id === undefined) throw leaseLost();
+    if (id === undefined) throw new StoreError('not_found');
     const outcome: Outcome =
       body.status === 'completed'
         ? { status: 'completed', result: body.result ?? null }
@@ -66,7 +64,7 @@ export function daemonRoutes(hub: HubApi): Hono<AppEnv> {
   routes.post('/requests/:id/renew', async (c) => {
     const { epoch } = await readJson(c, RenewBody);
     const id = requestIdParam(c);
-    if (id === undefined) throw leaseLost();
+    if (id === undefined) throw new StoreError('not_found');
     const rt = daemonRuntime(c.get('principal'));
     const record = await fenced(() => hub.renew(rt, id, epoch));
     if (record.lease_expires_at === null) throw leaseLost();

@@ -258,9 +258,16 @@ export class MemoryStore implements RequestStore {
     return this.settings.clock?.() ?? Date.now();
   }
 
-  /** One call on one runtime, with the clock read once at its start. */
+  /**
+   * One call on one runtime, with the clock read once at its start. `keep`: a call that
+   * makes the runtime known (create, presence); only once it succeeded, so a refused
+   * create leaves no runtime behind.
+   */
   #transact<T>(rt: RuntimeRef, keep: boolean, fn: (tx: Txn) => T): T {
-    return this.#transactAt(this.#table.state(rt, keep), this.#now(), fn);
+    const state = this.#table.state(rt);
+    const out = this.#transactAt(state, this.#now(), fn);
+    if (keep) this.#table.keep(state);
+    return out;
   }
 
   /** Hints are published even when `fn` throws: lazy timeouts it applied still happened. */

@@ -27,23 +27,23 @@ export class RuntimeTable {
   }
 
   /**
-   * The runtime's state. A runtime never seen gets a detached empty state unless `keep`,
-   * so that reads do not make a runtime known.
+   * The runtime's state. A runtime never seen gets a detached empty state, which only
+   * `keep` makes known: reads, and writes that were refused, leave no runtime behind.
    */
-  state(rt: RuntimeRef, keep: boolean): RuntimeState {
-    const found = this.find(rt);
-    if (found) return found;
-    const state = newRuntimeState(this.#prefix, rt);
-    if (keep) {
-      this.#states.set(state.keys.tag, state);
-      let tags = this.#workspaces.get(rt.workspace);
-      if (!tags) {
-        tags = new Set();
-        this.#workspaces.set(rt.workspace, tags);
-      }
-      tags.add(state.keys.tag);
+  state(rt: RuntimeRef): RuntimeState {
+    return this.find(rt) ?? newRuntimeState(this.#prefix, rt);
+  }
+
+  /** Make a (possibly detached) state known in its workspace; a no-op when it is. */
+  keep(state: RuntimeState): void {
+    if (this.#states.has(state.keys.tag)) return;
+    this.#states.set(state.keys.tag, state);
+    let tags = this.#workspaces.get(state.ref.workspace);
+    if (!tags) {
+      tags = new Set();
+      this.#workspaces.set(state.ref.workspace, tags);
     }
-    return state;
+    tags.add(state.keys.tag);
   }
 
   /** The workspace's known runtimes, by runtime id. */

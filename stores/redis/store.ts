@@ -44,7 +44,15 @@ export const IDLE_GRACE_MS = 600_000;
 /** How long this instance trusts its own recent touch of a runtime's sweep entry. */
 const TOUCH_CACHE_MS = 60_000;
 const LIST_BUDGET = 1000;
+/** Records per category in one expire script call: each call blocks Redis briefly. */
 const EXPIRE_BATCH = 500;
+/**
+ * One `expire` repeats its script while a batch came back full, for at most this long
+ * (then the next sweep goes on). One batch takes milliseconds, so a sweep clears tens of
+ * thousands of records per runtime: more than a node can complete in that time, so the
+ * `done` and `ids` sets cannot outgrow the purge.
+ */
+const EXPIRE_BUDGET_MS = 500;
 
 type Flat = string[];
 
@@ -164,9 +172,11 @@ export class RedisStore implements RequestStore {
   ): Promise<
     { created: true; records: RequestRecord[] } | { created: false; record: RequestRecord }
   > {
+    // Validated before anything is written: a refused create leaves no trace at all.
+    const valid = validateBodies(bodies);
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
-    const items = this.#items(validateBodies(bodies), createdBy);
+    const items = this.#items(valid, createdBy);
     const reply = (await this.#run('create', createArgs(call, rt, items, idem))) as [
       number,
       number | Flat,
@@ -262,11 +272,28 @@ export class RedisStore implements RequestStore {
   }
 
   async expire(rt: RuntimeRef): Promise<ExpireResult> {
-    const [timedOut, requeued, purged, staleConnections, live, retained] = (await this.#run(
-      'expire',
-      runtimeArgs(this.#call(rt), [EXPIRE_BATCH]),
-    )) as [string[], string[], number, number, number, number];
-    return { timedOut, requeued, purged, staleConnections, live, retained };
+    const out: ExpireResult = {
+      timedOut: [],
+      requeued: [],
+      purged: 0,
+      staleConnections: 0,
+      live: 0,
+      retained: 0,
+    };
+    const started = performance.now();
+    for (;;) {
+      const [timedOut, requeued, purged, stale, live, retained, more] = (await this.#run(
+        'expire',
+        runtimeArgs(this.#call(rt), [EXPIRE_BATCH]),
+      )) as [string[], string[], number, number, number, number, number];
+      out.timedOut.push(...timedOut);
+      out.requeued.push(...requeued);
+      out.purged += purged;
+      out.staleConnections += stale;
+      out.live = live;
+      out.retained = retained;
+      if (more !== 1 || performance.now() - started >= EXPIRE_BUDGET_MS) return out;
+    }
   }
 
   async upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
@@ -305,7 +332,7 @@ export class RedisStore implements RequestStore {
   async #info(rt: RuntimeRef): Promise<{ info: RuntimeInfo; retained: number; known: boolean }> {
     const [now, pending, running, flat, retained] = (await this.#run(
       'runtime_info',
-      runtimeArgs(this.#call(rt), []),
+      runtimeArgs(this.#call(rt), [EXPIRE_BATCH]),
     )) as [number, number, number, Flat, number];
     const connections: ConnectionPresence[] = [];
     let httpExpiresAt: number | null = null;

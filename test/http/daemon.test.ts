@@ -109,13 +109,13 @@ describe('result', () => {
     });
   });
 
-  it('answers 409 lease_lost for an unknown or cancelled request', async () => {
+  it('answers 404 not_found for an unknown request, 409 lease_lost for a cancelled one', async () => {
     const unknown = await h.call('POST', '/v1/daemon/requests/01J00000000000000000000000/result', {
       token: h.daemon,
       body: { epoch: 1, status: 'completed' },
     });
-    expect(unknown.status).toBe(409);
-    expect(unknown.body.error.code).toBe('lease_lost');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('not_found');
     const { id, epoch } = await claimOne();
     await h.call('POST', `${RQ}/${id}/cancel`);
     const cancelled = await h.call('POST', `/v1/daemon/requests/${id}/result`, {
@@ -146,7 +146,7 @@ describe('result', () => {
 });
 
 describe('renew', () => {
-  it('extends a held lease (200) and answers 409 lease_lost otherwise', async () => {
+  it('extends a held lease (200), answers 409 lease_lost at another epoch, 404 for no such id', async () => {
     const { id, epoch } = await claimOne();
     const ok = await h.call('POST', `/v1/daemon/requests/${id}/renew`, {
       token: h.daemon,
@@ -164,13 +164,45 @@ describe('renew', () => {
       token: h.daemon,
       body: { epoch: 1 },
     });
-    expect(missing.status).toBe(409);
-    expect(missing.body.error.code).toBe('lease_lost');
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('not_found');
     const bad = await h.call('POST', `/v1/daemon/requests/${id}/renew`, {
       token: h.daemon,
       body: { epoch: 1, extra: 1 },
     });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_request');
+  });
+});
+
+describe('an id that is not in the daemon’s runtime', () => {
+  it('answers result and renew with one 404 not_found for another runtime’s, another workspace’s or a random id; a stale epoch stays 409', async () => {
+    const sibling = await h.call('POST', '/v1/runtimes/desktop/requests', { body: { kind: 'w' } });
+    const foreign = await h.call('POST', RQ, { token: h.otherClient, body: { kind: 'w' } });
+    expect([sibling.status, foreign.status]).toEqual([201, 201]);
+    const ids = [sibling.body.id, foreign.body.id, '01J00000000000000000000000', 'nope'];
+    const { id, epoch } = await claimOne();
+    for (const path of ['result', 'renew']) {
+      const body = path === 'result' ? { epoch: 1, status: 'completed' } : { epoch: 1 };
+      const answers = [];
+      for (const other of ids) {
+        const res = await h.call('POST', `/v1/daemon/requests/${other}/${path}`, {
+          token: h.daemon,
+          body,
+        });
+        answers.push({ status: res.status, body: res.body });
+      }
+      expect(answers[0]).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+      for (const a of answers) expect(a).toEqual(answers[0]);
+      const stale = await h.call('POST', `/v1/daemon/requests/${id}/${path}`, {
+        token: h.daemon,
+        body: { ...body, epoch: epoch + 1 },
+      });
+      expect(stale.status).toBe(409);
+      expect(stale.body.error.code).toBe('lease_lost');
+    }
+    // Nothing was touched: the others' requests are still pending.
+    const still = await h.call('GET', `/v1/runtimes/desktop/requests/${sibling.body.id}`);
+    expect(still.body.status).toBe('pending');
   });
 });

@@ -352,7 +352,7 @@ describe.each(STORE_BACKENDS)('bad input (%s store)', (_name, backend) => {
         token: globexDaemon,
         body: report,
       });
-      expectError(theirs, 409, 'lease_lost');
+      expectError(theirs, 404, 'not_found');
       expect(theirs.body).toEqual(nobody.body);
 
       // acme's record is untouched.

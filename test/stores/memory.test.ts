@@ -2,6 +2,7 @@
 import { describe } from 'vitest';
 import { MemoryStore } from '../../stores/memory/store.js';
 import { type StoreHarness, storeContract } from './contract.js';
+import { storeConsistencyContract } from './contract-consistency.js';
 
 const harness: StoreHarness = {
   async open(settings) {
@@ -21,4 +22,5 @@ const harness: StoreHarness = {
 
 describe('MemoryStore', () => {
   storeContract(harness);
+  storeConsistencyContract(harness);
 });

@@ -1,13 +1,17 @@
 /** The store contract against RedisStore, on a private redis-server and on Redis Cluster. */
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe } from 'vitest';
+import { runtimeKeys } from '../../stores/keys.js';
 import { openRedis, type RedisTarget } from '../../stores/redis/connection.js';
 import { RedisStore } from '../../stores/redis/store.js';
 import type { RequestStore } from '../../stores/store.js';
 import { RedisCluster, RedisServer, uniquePrefix } from '../helpers/redis.js';
-import { type StoreHarness, storeContract } from './contract.js';
+import { storeContract } from './contract.js';
+import { type ConsistencyHarness, storeConsistencyContract } from './contract-consistency.js';
 
-function redisHarness(target: () => RedisTarget): StoreHarness & { closeAll(): Promise<void> } {
+function redisHarness(
+  target: () => RedisTarget,
+): ConsistencyHarness & { closeAll(): Promise<void> } {
   const opened: RequestStore[] = [];
   const track = <T extends RequestStore>(s: T) => {
     opened.push(s);
@@ -35,6 +39,20 @@ function redisHarness(target: () => RedisTarget): StoreHarness & { closeAll(): P
         },
       };
     },
+    async raw(store, rt, ids) {
+      const redis = (store as RedisStore).redis;
+      const k = runtimeKeys(store.settings.prefix, rt);
+      // One hash tag: every key below is in one slot, so multi-key EXISTS works on a cluster.
+      const [pending, deadlines, leases, done, idx, records] = await Promise.all([
+        redis.zcard(k.pending),
+        redis.zcard(k.deadlines),
+        redis.zcard(k.leases),
+        redis.zcard(k.done),
+        redis.zcard(k.ids),
+        ids.length === 0 ? 0 : redis.exists(...ids.map((id) => k.record(id))),
+      ]);
+      return { pending, deadlines, leases, done, ids: idx, records };
+    },
     async closeAll() {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     },
@@ -52,6 +70,7 @@ describe('RedisStore on a redis-server', () => {
     await server?.close();
   });
   storeContract(harness);
+  storeConsistencyContract(harness);
 });
 
 describe('RedisStore on a Redis Cluster', () => {
@@ -65,4 +84,5 @@ describe('RedisStore on a Redis Cluster', () => {
     await cluster?.close();
   });
   storeContract(harness);
+  storeConsistencyContract(harness);
 });

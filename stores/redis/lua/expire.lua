@@ -2,32 +2,38 @@
 -- their deadline, requeues or times out expired leases, purges terminal records past
 -- retention, and drops connections whose node stopped refreshing them.
 -- KEYS[1..6], ARGV[1..5]  see includes/common.lua
--- ARGV[6]  max records per category in one call
--- Returns {timed_out_ids, requeued_ids, purged, stale_connections, live, retained}.
+-- ARGV[6]  max records per category in one call (keeps one call short: Redis runs
+--          nothing else meanwhile)
+-- Returns {timed_out_ids, requeued_ids, purged, stale_connections, live, retained, more}:
+-- `more` is 1 when a category filled its batch, so more may be due (the caller calls
+-- again), else 0.
 --!include common.lua
 --!include record.lua
 local limit = tonumber(ARGV[6])
 local timed_out, requeued = {}, {}
+local more = 0
 local function settle_due(zset)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', zset, '-inf', NOW, 'LIMIT', 0, limit)) do
+  local due = redis.call('ZRANGEBYSCORE', zset, '-inf', NOW, 'LIMIT', 0, limit)
+  if #due == limit then more = 1 end
+  for _, id in ipairs(due) do
     local _, change = settle(id)
     if change == 'timeout' then
       timed_out[#timed_out + 1] = id
     elseif change == 'requeue' then
       requeued[#requeued + 1] = id
-    elseif change == nil and redis.call('EXISTS', REC .. id) == 0 then
-      forget(id)
+    elseif change == nil then
+      -- Due by the index but not by the record: a stale entry. Drop it, so the caller's
+      -- loop (repeat while a batch is full) cannot meet the same entries again.
+      if redis.call('EXISTS', REC .. id) == 0 then forget(id) else redis.call('ZREM', zset, id) end
     end
   end
 end
 settle_due(K_DEADLINES)
 settle_due(K_LEASES)
-local purged = 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DONE, '-inf', NOW - RETENTION,
-    'LIMIT', 0, limit)) do
-  forget(id)
-  purged = purged + 1
-end
+local lapsed = redis.call('ZRANGEBYSCORE', K_DONE, '-inf', NOW - RETENTION, 'LIMIT', 0, limit)
+if #lapsed == limit then more = 1 end
+for _, id in ipairs(lapsed) do forget(id) end
+local purged = #lapsed
 local stale = 0
 local conns = redis.call('HGETALL', K_CONNS)
 for i = 1, #conns, 2 do
@@ -41,4 +47,4 @@ for i = 1, #conns, 2 do
   end
 end
 local live = redis.call('ZCARD', K_PENDING) + redis.call('ZCARD', K_LEASES)
-return { timed_out, requeued, purged, stale, live, redis.call('ZCARD', K_DONE) }
+return { timed_out, requeued, purged, stale, live, redis.call('ZCARD', K_DONE), more }

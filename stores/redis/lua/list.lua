@@ -1,6 +1,9 @@
 -- list.lua: one page of a runtime's requests, newest first, optionally by status.
 -- Walks the id index from the cursor, settling each record, and stops after `limit`
 -- matches or `budget` records examined (then the cursor resumes where it stopped).
+-- A full page looks ahead for one more match (within the budget), so the cursor is ''
+-- when nothing follows, as in the memory store: never a cursor to an empty page, unless
+-- the budget ran out before the index did.
 -- `running` is read from the leases instead: exact, whatever the budget.
 -- KEYS[1..6], ARGV[1..5]  see includes/common.lua
 -- ARGV[6]  status filter or ''   ARGV[7] limit   ARGV[8] cursor (an id) or ''
@@ -27,7 +30,7 @@ if want == 'running' then
   return out
 end
 local max = ARGV[8] == '' and '+' or ('(' .. ARGV[8])
-local examined, last = 0, nil
+local examined, last, page_end = 0, nil, nil
 while examined < budget do
   local ids = redis.call('ZREVRANGEBYLEX', K_IDS, max, '-', 'LIMIT', 0,
     math.min(100, budget - examined))
@@ -39,14 +42,18 @@ while examined < budget do
     if status == nil then
       redis.call('ZREM', K_IDS, id)
     elseif want == '' or status == want then
-      out[#out + 1] = redis.call('HGETALL', REC .. id)
-      if #out - 1 == limit then
-        out[1] = id
+      if page_end then
+        -- One match past the full page: the next page starts after the page's last id.
+        out[1] = page_end
         return out
       end
+      out[#out + 1] = redis.call('HGETALL', REC .. id)
+      if #out - 1 == limit then page_end = id end
     end
   end
   max = '(' .. last
 end
+-- Budget spent: resume after the last id examined, unless the index ends there.
+if #redis.call('ZREVRANGEBYLEX', K_IDS, max, '-', 'LIMIT', 0, 1) == 0 then return out end
 out[1] = last
 return out
