@@ -170,7 +170,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         params: [ID],
         body: 'ResultBody',
         ok: { '200': ['accepted', 'ResultResponse'] },
-        errors: ['400', '409', '413'],
+        errors: ['400', '404', '409', '413'],
       }),
     },
     '/v1/daemon/requests/{id}/renew': {
@@ -180,7 +180,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         params: [ID],
         body: 'RenewBody',
         ok: { '200': ['renewed', 'RenewResponse'] },
-        errors: ['400', '409'],
+        errors: ['400', '404', '409'],
       }),
     },
     '/v1/daemon/ws': {
