@@ -59,6 +59,10 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
   readyTimer: NodeJS.Timeout | null = null;
   /** Last pong (or any frame) from the daemon: liveness for the ping check. */
   lastHeard = Date.now();
+  /** When the watchdog last pinged this socket (0: never). */
+  pingedAt = 0;
+  /** The first ping since the daemon last spoke: the watchdog counts from it. */
+  unansweredSince = 0;
 
   constructor(
     readonly id: string,

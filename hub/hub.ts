@@ -330,8 +330,8 @@ export class Hub implements SocketHost {
 
   /**
    * One slice of the heartbeat round: each daemon socket is visited once per interval,
-   * at its own phase. A visit terminates a socket silent for two intervals (it has no
-   * free capacity from then on), sheds one whose peer stopped reading, pings the rest
+   * at its own phase. A visit terminates a socket that has left a ping unanswered for
+   * two intervals (it has no free capacity from then on), sheds one whose peer stopped reading, pings the rest
    * and refreshes presence (liveness never waits on work).
    */
   #heartbeatTick(): void {
@@ -341,11 +341,17 @@ export class Hub implements SocketHost {
     const to = Math.floor(((this.#slice + 1) * n) / HEARTBEAT_SLICES);
     this.#slice = (this.#slice + 1) % HEARTBEAT_SLICES;
     const now = Date.now();
+    // A visit's timing drifts by up to a tick between rounds.
+    const slack = this.settings.heartbeatIntervalMs / HEARTBEAT_SLICES;
     for (let i = from; i < to; i++) {
       const conn = this.#round[i] as DaemonConnection;
       if (conn.mode === DAEMON_MODES.closed) continue;
-      if (now - conn.lastHeard > 2 * this.settings.heartbeatIntervalMs) {
-        conn.ws.terminate();
+      // Counted from a ping, never from the daemon's last frame: a socket the node has
+      // not pinged yet (a stall, a late first visit) is not silent, only unasked.
+      if (conn.pingedAt <= conn.lastHeard) conn.unansweredSince = now;
+      else if (now - conn.unansweredSince >= 2 * this.settings.heartbeatIntervalMs - slack) {
+        // After this turn's socket reads, so a pong that waited behind a stall counts.
+        setImmediate(terminateIfSilent, conn);
         continue;
       }
       if (!conn.open) continue;
@@ -354,6 +360,7 @@ export class Hub implements SocketHost {
         continue;
       }
       conn.ws.ping();
+      conn.pingedAt = now;
       if (conn.mode === DAEMON_MODES.ready) void this.#refreshPresence(conn, false);
     }
   }
@@ -383,4 +390,9 @@ export class Hub implements SocketHost {
       rt.runtime,
     );
   }
+}
+
+/** The watchdog's verdict, after pending socket reads: no pong since the last ping. */
+function terminateIfSilent(conn: DaemonConnection): void {
+  if (conn.pingedAt > conn.lastHeard && conn.mode !== DAEMON_MODES.closed) conn.ws.terminate();
 }
