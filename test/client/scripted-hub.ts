@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 export type Frame = { type: string; [k: string]: any };
 export type HttpCall = { path: string; body: any };
@@ -61,7 +61,7 @@ export async function scriptedHub(defer: (stop: () => Promise<unknown>) => void,
     answerHeld(path: string, reply: { status: number; body: unknown }) {
       const i = held.findIndex((h) => h.path === path);
       if (i < 0) throw new Error(`no held call to ${path}`);
-      const [{ res }] = held.splice(i, 1) as [{ res: http.ServerResponse }];
+      const { res } = held.splice(i, 1)[0] as { res: http.ServerResponse };
       res.writeHead(reply.status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(reply.body));
     },
