@@ -67,9 +67,8 @@ export async function scriptedHub(defer: (stop: () => Promise<unknown>) => void,
     },
     /** The first frame (received so far or later) that matches. */
     async next(pred: (f: Frame) => boolean, what: string, timeoutMs = 5_000): Promise<Frame> {
-      let found: Frame | undefined;
-      await until(() => (found = frames.find(pred)) !== undefined, what, timeoutMs);
-      return found as Frame;
+      await until(() => frames.some(pred), what, timeoutMs);
+      return frames.find(pred) as Frame;
     },
   };
   const held: { path: string; res: http.ServerResponse }[] = [];
