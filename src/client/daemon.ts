@@ -3,18 +3,14 @@
  *
  * It keeps a websocket to the hub (reconnecting with exponential backoff and jitter, at
  * once on `drain`), falls back to HTTP heartbeat polling while no socket can be had and
- * returns to the socket when it can, renews leases while handlers run, and reports every
- * result until the hub acknowledges it (retrying on `nack` with `retry: true` and on
- * network errors, across reconnects and nodes; stopping on `lease_lost`). It never runs
- * more than `capacity` handlers at once.
+ * returns to the socket when it can, renews leases, and reports every result until the
+ * hub acknowledges it (retrying on `nack` with `retry: true`, on network errors and on
+ * HTTP calls that time out, across reconnects and nodes; stopping on `lease_lost`).
  *
- * Jobs are attempts, keyed by (id, epoch). When the hub claims a request again for this
- * daemon at a newer epoch (the older lease lapsed: a lost hint, a reconnect), the newer
- * claim runs as its own attempt: the older one is dead (its signal aborts; a report it
- * has pending goes on until the hub refuses it), and the newer handler starts once the
- * older one has returned, unless its own epoch was cancelled meanwhile. Leases are renewed
- * from the handler's start until its report settles, so a report that takes retries does
- * not let the lease lapse.
+ * This module owns the wire (sockets, polling, HTTP); the job table — attempts keyed by
+ * (id, epoch), the local bound of `capacity` running handlers, renewal from receipt until
+ * the report settles, stale pushes — is jobs.ts. The capacity declared to the hub is net
+ * of what runs here off the current socket's books.
  *
  * @example
  * const daemon = connectDaemon({
