@@ -3,18 +3,14 @@
  *
  * It keeps a websocket to the hub (reconnecting with exponential backoff and jitter, at
  * once on `drain`), falls back to HTTP heartbeat polling while no socket can be had and
- * returns to the socket when it can, renews leases while handlers run, and reports every
- * result until the hub acknowledges it (retrying on `nack` with `retry: true` and on
- * network errors, across reconnects and nodes; stopping on `lease_lost`). It never runs
- * more than `capacity` handlers at once.
+ * returns to the socket when it can, renews leases, and reports every result until the
+ * hub acknowledges it (retrying on `nack` with `retry: true`, on network errors and on
+ * HTTP calls that time out, across reconnects and nodes; stopping on `lease_lost`).
  *
- * Jobs are attempts, keyed by (id, epoch). When the hub claims a request again for this
- * daemon at a newer epoch (the older lease lapsed: a lost hint, a reconnect), the newer
- * claim runs as its own attempt: the older one is dead (its signal aborts; a report it
- * has pending goes on until the hub refuses it), and the newer handler starts once the
- * older one has returned, unless its own epoch was cancelled meanwhile. Leases are renewed
- * from the handler's start until its report settles, so a report that takes retries does
- * not let the lease lapse.
+ * This module owns the wire (sockets, polling, HTTP); the job table — attempts keyed by
+ * (id, epoch), the local bound of `capacity` running handlers, renewal from receipt until
+ * the report settles, stale pushes — is jobs.ts. The capacity declared to the hub is net
+ * of what runs here off the current socket's books.
  *
  * @example
  * const daemon = connectDaemon({
@@ -32,22 +28,11 @@ import { WebSocket } from 'ws';
 import type { DaemonRequest } from '../../stores/domain.js';
 import { type HttpAnswer, parseRetryAfter, verdict } from './answers.js';
 import { Backoff } from './backoff.js';
+import { type Handler, type Job, Jobs, type RenewAnswer } from './jobs.js';
 import { deliverable } from './outcome.js';
-import { attemptKey, type JobOutcome, type Report, Reporter } from './reporter.js';
+import { type JobOutcome, type Report, Reporter } from './reporter.js';
 
-export interface HandlerContext {
-  id: string;
-  kind: string;
-  attempt: number;
-  epoch: number;
-  /**
-   * Fires on a `cancel` from the hub, a lost lease, a newer claim of the same request
-   * (this attempt is then dead), or `close()` running out of time.
-   */
-  signal: AbortSignal;
-}
-
-export type Handler = (payload: unknown, ctx: HandlerContext) => unknown;
+export type { Handler, HandlerContext } from './jobs.js';
 
 export interface DaemonOptions {
   /** The hub's base URL (http or https), or several: tried in turn when one fails. */
@@ -69,6 +54,12 @@ export interface DaemonOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** How long `close()` waits for running handlers and their reports. Default 10 s. */
   closeTimeoutMs?: number;
+  /**
+   * How long one HTTP call (heartbeat, result, renew) may take before it is given up and
+   * retried like a network error, so a half-open connection cannot stall polling or a
+   * report. Default 10 s.
+   */
+  httpTimeoutMs?: number;
 }
 
 export type DaemonState = 'connecting' | 'socket' | 'polling' | 'closing' | 'closed';
@@ -81,30 +72,6 @@ interface DaemonEvents {
   error: [Error];
 }
 
-/** One attempt: a request at one epoch. */
-interface Job {
-  /** attemptKey(id, epoch): the key in #jobs. */
-  key: string;
-  readonly request: DaemonRequest;
-  /** This request's lease length, as far as this daemon's clock can tell. */
-  leaseMs: number;
-  /** The socket generation it came through (0: HTTP polling). */
-  via: number;
-  controller: AbortController;
-  renewTimer: NodeJS.Timeout | null;
-  /** The handler has started: from then on the lease is renewed. */
-  started: boolean;
-  /**
-   * Lost (cancelled, lease lost, superseded by a newer epoch): no more renewals, and an
-   * outcome its handler returns afterwards is not reported.
-   */
-  lost: boolean;
-  /** The handler has returned (or will never run): a newer attempt may start. */
-  handled: Promise<void>;
-  /** Handled and reported: the job is gone. */
-  done: Promise<void>;
-}
-
 /** A connection that stayed up this long resets the backoff. */
 const STABLE_MS = 5_000;
 const DEFAULT_LEASE_MS = 30_000;
@@ -112,8 +79,7 @@ const DEFAULT_LEASE_MS = 30_000;
 export class Daemon extends EventEmitter<DaemonEvents> {
   #state: DaemonState = 'connecting';
   readonly #opts: Required<Omit<DaemonOptions, 'backoff' | 'url'>> & { urls: string[] };
-  /** Attempts by attemptKey(id, epoch). */
-  readonly #jobs = new Map<string, Job>();
+  readonly #jobs: Jobs;
   readonly #backoff: Backoff;
   readonly #reporter: Reporter;
   #urlIndex = 0;
@@ -146,6 +112,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       pollIntervalMs: options.pollIntervalMs ?? 1_000,
       socketFailuresBeforePolling: options.socketFailuresBeforePolling ?? 2,
       closeTimeoutMs: options.closeTimeoutMs ?? 10_000,
+      httpTimeoutMs: options.httpTimeoutMs ?? 10_000,
     };
     if (this.#opts.urls.length === 0) throw new TypeError('connectDaemon: url is required');
     this.#backoff = new Backoff(
@@ -156,6 +123,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       http: (path, body) => this.#post(path, body),
       socket: () => (this.#ws?.readyState === WebSocket.OPEN ? this.#ws : null),
       backoff: this.#backoff,
+    });
+    this.#jobs = new Jobs({
+      capacity: this.#opts.capacity,
+      handlers: this.#opts.handlers,
+      current: () => this.#current,
+      leaseMs: () => this.#leaseMs,
+      renew: (job) => this.#renew(job),
+      report: (job, outcome) => this.#report(job, outcome),
+      booksChanged: () => this.#declareCapacity(),
+      received: (request) => this.emit('request', request),
+      error: (err) => this.emit('error', err),
     });
     this.on('error', () => {}); // errors are informative; never crash the process
     this.#connect();
@@ -193,10 +171,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // Its failure is the poll loop's to report, not close()'s to throw.
     await Promise.race([this.#beat?.catch(() => {}), timeUp]);
     while (this.#jobs.size > 0 && Date.now() < deadline) {
-      await Promise.race([Promise.all([...this.#jobs.values()].map((j) => j.done)), timeUp]);
+      await Promise.race([Promise.all(this.#jobs.all().map((j) => j.done)), timeUp]);
     }
     clearTimeout(timer);
-    for (const job of this.#jobs.values()) job.controller.abort(new Error('daemon closed'));
+    this.#jobs.abortAll('daemon closed');
     this.#reporter.stop();
     this.#setState('closed');
     for (const ws of this.#sockets) ws.close(1000, 'daemon closing');
@@ -284,7 +262,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       case 'request':
         // While closing a late push still runs (close() waits for it); once closed, the
         // lease brings it back to the hub.
-        if (this.#state !== 'closed') this.#start(frame.request as DaemonRequest, generation);
+        if (this.#state !== 'closed')
+          this.#jobs.receive(frame.request as DaemonRequest, generation);
+        return;
+      case 'renewed':
+        this.#jobs.renewed(frame.id as string, frame.epoch as number);
         return;
       case 'ack':
       case 'nack':
@@ -292,7 +274,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         return;
       case 'cancel':
       case 'lease_lost':
-        this.#lose(frame.id as string, frame.epoch as number, frame.type);
+        this.#jobs.lose(frame.id as string, frame.epoch as number, frame.type);
         return;
       case 'drain':
         // Reconnect at once (to the next URL); the old socket stays until the new one
@@ -303,7 +285,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         }
         return;
       default:
-        return; // renewed, error: informative
+        return; // error: informative
     }
   }
 
@@ -319,23 +301,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /**
    * The hub counts in flight per connection; jobs that came through another connection
-   * (or HTTP) are not on this one's books, so the capacity declared here leaves room
-   * for them. Re-declared whenever one of them finishes.
+   * (or HTTP), and lost ones still running here, are not on this one's books, so the
+   * capacity declared here leaves room for them. Re-declared whenever that count changes.
    */
   #declareCapacity(): void {
     if (this.#state === 'closing') return;
-    let unbooked = 0;
-    for (const job of this.#jobs.values()) if (this.#offBooks(job)) unbooked++;
-    this.#sendFrame({ type: 'ready', capacity: Math.max(0, this.#opts.capacity - unbooked) });
-  }
-
-  /**
-   * A job the hub does not count against the current socket: one that came through
-   * another connection, or one lost (cancelled, lease lost) whose handler still runs
-   * (the hub freed its slot; the handler has not let go of it yet).
-   */
-  #offBooks(job: Job): boolean {
-    return job.via !== this.#current || job.lost;
+    const capacity = Math.max(0, this.#opts.capacity - this.#jobs.unbooked());
+    this.#sendFrame({ type: 'ready', capacity });
   }
 
   #sendFrame(frame: unknown): void {
@@ -374,109 +346,29 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   async #heartbeat(): Promise<void> {
-    // Renewed from the handler's start until its report settles.
-    const live = [...this.#jobs.values()].filter((j) => j.started && !j.lost);
+    // Every attempt held, from receipt until its report settles (also one still waiting).
+    const held = this.#jobs.held();
+    const sentAt = Date.now();
     const res = await this.#post('/v1/daemon/heartbeat', {
       max: Math.max(0, this.#opts.capacity - this.#jobs.size),
-      leases: live.map((j) => ({ id: j.request.id, epoch: j.request.epoch })),
+      leases: held.map((j) => ({ id: j.request.id, epoch: j.request.epoch })),
     });
     if (res.status !== 200) throw new Error(`heartbeat answered ${res.status}`);
     const body = res.body as {
       requests: DaemonRequest[];
       leases: { id: string; epoch: number; ok: boolean }[];
     };
-    for (const lease of body.leases) if (!lease.ok) this.#lose(lease.id, lease.epoch, 'lease_lost');
-    // Claims made by this heartbeat run here even if a socket came up meanwhile.
-    for (const request of body.requests) this.#start(request, 0);
-  }
-
-  // ---- jobs ---------------------------------------------------------------------------
-
-  #start(request: DaemonRequest, via: number): void {
-    const key = attemptKey(request.id, request.epoch);
-    if (this.#jobs.has(key)) return; // a repeated push
-    const others = [...this.#jobs.values()].filter((j) => j.request.id === request.id);
-    if (others.some((j) => j.request.epoch > request.epoch)) return; // a stale claim
-    // Claimed again at a newer epoch: every older attempt here is dead. Two handlers of
-    // one request never run side by side, so the new one waits for the old ones to return.
-    for (const old of others) this.#kill(old, `superseded by epoch ${request.epoch}`);
-    const previous = Promise.all(others.map((j) => j.handled));
-    const controller = new AbortController();
-    // The lease's length from its expiry, capped by the node's default (a daemon clock
-    // behind the hub's would see it longer than it is), and never below 300 ms.
-    const left = Date.parse(request.lease_expires_at) - Date.now();
-    const leaseMs = Math.max(
-      300,
-      Math.min(this.#leaseMs, Number.isFinite(left) ? left : this.#leaseMs),
-    );
-    const job: Job = {
-      key,
-      request,
-      leaseMs,
-      via,
-      controller,
-      renewTimer: null,
-      started: false,
-      lost: false,
-      handled: Promise.resolve(),
-      done: Promise.resolve(),
-    };
-    this.#jobs.set(key, job);
-    this.emit('request', request);
-    const outcome = previous.then(() => this.#handle(job));
-    job.handled = outcome.then(
-      () => {},
-      () => {},
-    );
-    job.done = outcome
-      .then((o) => (o ? this.#report(job, o) : undefined))
-      .catch((err: unknown) => {
-        this.emit('error', err as Error);
-      })
-      .finally(() => {
-        if (job.renewTimer) clearTimeout(job.renewTimer);
-        job.renewTimer = null;
-        this.#jobs.delete(key);
-        if (this.#offBooks(job)) this.#declareCapacity();
-      });
-  }
-
-  /** Runs the handler; the outcome to report, or null when the attempt was lost. */
-  async #handle(job: Job): Promise<JobOutcome | null> {
-    const { request, controller } = job;
-    // Cancelled, lost or superseded before it could start, or close() gave up on it.
-    if (job.lost || controller.signal.aborted) return null;
-    job.started = true;
-    this.#scheduleRenew(job);
-    const handler = this.#opts.handlers[request.kind] ?? this.#opts.handlers['*'];
-    let outcome: JobOutcome;
-    if (!handler) {
-      outcome = {
-        status: 'failed',
-        error: { code: 'unknown_kind', message: `no handler for kind "${request.kind}"` },
-      };
-    } else {
-      try {
-        const result = await handler(request.payload, {
-          id: request.id,
-          kind: request.kind,
-          attempt: request.attempt,
-          epoch: request.epoch,
-          signal: controller.signal,
-        });
-        outcome = { status: 'completed', result: result === undefined ? null : result };
-      } catch (err) {
-        outcome = {
-          status: 'failed',
-          error: {
-            code: 'handler_error',
-            message: err instanceof Error ? err.message : String(err),
-          },
-        };
-      }
+    for (const lease of body.leases) {
+      if (lease.ok) this.#jobs.renewed(lease.id, lease.epoch, sentAt);
+      else this.#jobs.lose(lease.id, lease.epoch, 'lease_lost');
     }
-    return job.lost ? null : outcome;
+    // Claims made by this heartbeat run here even if a socket came up meanwhile; a
+    // socket that did declared its capacity before they existed: declare it again.
+    for (const request of body.requests) this.#jobs.receive(request, 0);
+    if (body.requests.length > 0) this.#declareCapacity();
   }
+
+  // ---- jobs: the wire side (the table is jobs.ts) -------------------------------------
 
   /** Reports the attempt's outcome; its lease is renewed until the report settles. */
   async #report(job: Job, outcome: JobOutcome): Promise<void> {
@@ -486,53 +378,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.emit('reported', { id, epoch, status: report.status, accepted });
   }
 
-  /** Renews the lease at a third of its length while the handler runs or it is reported. */
-  #scheduleRenew(job: Job): void {
-    if (job.lost || this.#jobs.get(job.key) !== job) return;
-    job.renewTimer = setTimeout(() => void this.#renew(job), job.leaseMs / 3);
-  }
-
-  async #renew(job: Job): Promise<void> {
-    job.renewTimer = null;
-    if (job.lost || this.#jobs.get(job.key) !== job) return;
+  /** One renewal: a frame on the socket (answered by `renewed`), else an HTTP call. */
+  async #renew(job: Job): Promise<RenewAnswer> {
     const { id, epoch } = job.request;
     if (this.#ws?.readyState === WebSocket.OPEN) {
       this.#sendFrame({ type: 'renew', id, epoch });
-    } else {
-      try {
-        const res = await this.#post(`/v1/daemon/requests/${encodeURIComponent(id)}/renew`, {
-          epoch,
-        });
-        if (verdict(res).kind === 'final') {
-          this.#lose(id, epoch, 'lease_lost');
-          return;
-        }
-      } catch (err) {
-        this.emit('error', err as Error); // try again next round
-      }
+      return 'pending';
     }
-    this.#scheduleRenew(job);
-  }
-
-  /** The hub says this attempt is no longer this daemon's: abort it, report nothing new. */
-  #lose(id: string, epoch: number, why: 'cancel' | 'lease_lost'): void {
-    const job = this.#jobs.get(attemptKey(id, epoch));
-    if (job) this.#kill(job, why === 'cancel' ? 'cancelled' : 'lease lost');
-  }
-
-  /**
-   * The attempt is dead: stop renewing, abort its handler. A report already under way is
-   * left to the hub to settle (it refuses a stale epoch; it may also accept a report that
-   * raced the news), so the SDK never calls a result lost that the hub has taken.
-   */
-  #kill(job: Job, why: string): void {
-    if (job.lost) return;
-    job.lost = true;
-    if (job.renewTimer) clearTimeout(job.renewTimer);
-    job.renewTimer = null;
-    job.controller.abort(new Error(why));
-    // The hub freed the slot; the handler (or its report) may still hold it here.
-    this.#declareCapacity();
+    try {
+      const path = `/v1/daemon/requests/${encodeURIComponent(id)}/renew`;
+      const v = verdict(await this.#post(path, { epoch }));
+      return v.kind === 'ok' ? 'renewed' : v.kind === 'final' ? 'lost' : 'pending';
+    } catch (err) {
+      this.emit('error', err as Error); // try again next round
+      return 'pending';
+    }
   }
 
   // ---- plumbing -----------------------------------------------------------------------
@@ -543,7 +403,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       method: 'POST',
       headers: { authorization: `Bearer ${this.#opts.token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(this.#opts.httpTimeoutMs),
     });
     const text = await res.text();
     let parsed: unknown = null;
