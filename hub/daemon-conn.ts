@@ -59,6 +59,10 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
   readyTimer: NodeJS.Timeout | null = null;
   /** Last pong (or any frame) from the daemon: liveness for the ping check. */
   lastHeard = Date.now();
+  /** A push did not fit the buffer: no claims for this socket until it has drained. */
+  #backedUp = false;
+  /** The unsent buffer at the watchdog's last visit (a peer that reads makes it shrink). */
+  lastBuffered = Number.POSITIVE_INFINITY;
   /** When the watchdog last pinged this socket (0: never). */
   pingedAt = 0;
   /** The first ping since the daemon last spoke: the watchdog counts from it. */
@@ -85,13 +89,39 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
     this.emit('mode', prev, next);
   }
 
+  /**
+   * Free slots. None while the socket is not open, and none while its unsent buffer is
+   * backed up (past half the cap, or since a push did not fit and until it drains): the
+   * sweep and the next result claim again once it has.
+   */
   get free(): number {
     if (this.mode !== DAEMON_MODES.ready || !this.open) return 0;
+    const buffered = this.ws.bufferedAmount;
+    if (buffered === 0) this.#backedUp = false;
+    if (this.#backedUp || buffered >= this.limits.maxSocketBufferBytes / 2) return 0;
     return Math.max(0, this.capacity - this.inFlight.size);
   }
 
   get open(): boolean {
     return this.ws.readyState === this.ws.OPEN;
+  }
+
+  /**
+   * Pushes a request frame. A daemon that reads may still lag behind a burst (capacity
+   * times large payloads), so a push that does not fit (past half the cap, unless the
+   * buffer is empty) is refused, not shed: the dispatcher releases it and claims for
+   * this socket again once the buffer drained. Only a buffer past the whole cap (the
+   * peer does not read) closes the socket (1013).
+   */
+  push(frame: DaemonOutbound): Promise<SendOutcome> {
+    const buffered = this.ws.bufferedAmount;
+    if (buffered > this.limits.maxSocketBufferBytes) return this.trySend(frame);
+    const text = JSON.stringify(frame);
+    if (buffered > 0 && buffered + text.length > this.limits.maxSocketBufferBytes / 2) {
+      this.#backedUp = true;
+      return Promise.resolve(SEND.refused);
+    }
+    return this.#write(text);
   }
 
   /** Sends a frame; resolves false when the socket could not take it. */
@@ -104,12 +134,13 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
    * socket is not open, or its peer stopped reading and the socket is being shed, 1013).
    */
   trySend(frame: DaemonOutbound): Promise<SendOutcome> {
+    return this.#write(JSON.stringify(frame));
+  }
+
+  #write(text: string): Promise<SendOutcome> {
     return new Promise((resolve) => {
-      const sent = sendBounded(
-        this.ws,
-        JSON.stringify(frame),
-        this.limits.maxSocketBufferBytes,
-        (err) => resolve(err ? SEND.failed : SEND.written),
+      const sent = sendBounded(this.ws, text, this.limits.maxSocketBufferBytes, (err) =>
+        resolve(err ? SEND.failed : SEND.written),
       );
       if (!sent) resolve(SEND.refused);
     });

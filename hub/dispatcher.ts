@@ -187,7 +187,7 @@ export class Dispatcher {
       this.#supersede(local, record.id, record.epoch);
       conn.inFlight.set(record.id, record.epoch);
       const since = record.created_at;
-      const sent = await conn.trySend({ type: 'request', request: toDaemonRequest(record) });
+      const sent = await conn.push({ type: 'request', request: toDaemonRequest(record) });
       if (sent === SEND.written) {
         this.deps.metrics.dispatchLatency.observe(Math.max(0, Date.now() - since) / 1000);
         return;

@@ -355,7 +355,13 @@ export class Hub implements SocketHost {
         continue;
       }
       if (!conn.open) continue;
-      if (conn.ws.bufferedAmount > this.settings.maxSocketBufferBytes) {
+      // Backed up past half the cap with no progress over a whole interval: its peer
+      // does not read (pushes stopped at half the cap, so a reader always drains).
+      const buffered = conn.ws.bufferedAmount;
+      const stuck =
+        buffered > this.settings.maxSocketBufferBytes / 2 && buffered >= conn.lastBuffered;
+      conn.lastBuffered = buffered;
+      if (stuck) {
         shed(conn.ws);
         continue;
       }

@@ -8,12 +8,12 @@ import type { WebSocket } from 'ws';
 import { CLOSE } from './protocol.js';
 
 /**
- * Sends `text` unless the socket is not open or the frame would take its unsent buffer
- * past `maxBuffered`; in that case the socket is closed with 1013 (it recovers by
- * reconnecting) and false is returned. One frame always goes out onto an empty buffer,
- * so a frame larger than the cap (a big snapshot, a request near MAX_PAYLOAD_BYTES) does
- * not close a peer that reads; the buffer then stays within cap + one frame. `done` is called once the frame was written or
- * failed; it is not called when nothing was sent.
+ * Sends `text` unless the socket is not open or its unsent buffer is already past
+ * `maxBuffered`: then the socket is closed with 1013 (its peer stopped reading; it
+ * recovers by reconnecting) and false is returned. The buffer so stays within the cap
+ * plus one frame, and a single frame larger than the cap (a big snapshot) never closes
+ * a peer that reads. `done` is called once the frame was written or failed; it is not
+ * called when nothing was sent.
  */
 export function sendBounded(
   ws: WebSocket,
@@ -22,8 +22,7 @@ export function sendBounded(
   done?: (err?: Error) => void,
 ): boolean {
   if (ws.readyState !== ws.OPEN) return false;
-  const buffered = ws.bufferedAmount;
-  if (buffered > 0 && buffered + Buffer.byteLength(text) > maxBuffered) {
+  if (ws.bufferedAmount > maxBuffered) {
     shed(ws);
     return false;
   }

@@ -163,8 +163,9 @@ describe('the ready deadline', () => {
 
 describe('a daemon that does not read', () => {
   it('is closed with 1013 past MAX_SOCKET_BUFFER_BYTES; what it never got is released', async () => {
-    // A long heartbeat, so the ping watchdog does not end the socket first.
-    const n = await node({ MAX_SOCKET_BUFFER_BYTES: '65536', HEARTBEAT_INTERVAL_MS: '20000' });
+    // Pushes stop once its buffer is backed up; the heartbeat visit that finds it still
+    // backed up an interval later sheds it (before the ping watchdog, at two intervals).
+    const n = await node({ MAX_SOCKET_BUFFER_BYTES: '65536', HEARTBEAT_INTERVAL_MS: '1000' });
     const slowRuntime = runtimeName('slow');
     const fastRuntime = runtimeName('fast');
     const fast = track(await readyDaemon(n, await daemonToken(fastRuntime), 1));
@@ -209,5 +210,26 @@ describe('a daemon that does not read', () => {
     );
     expect(statuses.filter((s) => s !== 'running' && s !== 'pending')).toEqual([]);
     expect(statuses.filter((s) => s === 'pending').length).toBeGreaterThan(0);
+  });
+});
+
+describe('a daemon that reads, behind a burst larger than the buffer cap', () => {
+  it('is not closed: pushes that do not fit wait (released), and all arrive once it reads', async () => {
+    const n = await node({ MAX_SOCKET_BUFFER_BYTES: '262144' });
+    const runtime = runtimeName('burst');
+    const d = track(await readyDaemon(n, await daemonToken(runtime), 64));
+    const conn = await serverConn(n, (c) => c.rt.runtime === runtime && c.capacity === 64);
+    d.ws.pause(); // it reads, just not at this moment: the kernel buffers fill
+    const big = 'x'.repeat(200_000);
+    const ids = await Promise.all(
+      Array.from({ length: 64 }, () => create(n, runtime, { kind: 'k', payload: big })),
+    );
+    await expect.poll(() => conn.ws.bufferedAmount, { timeout: 8000 }).toBeGreaterThan(0);
+    d.ws.resume();
+    await expect
+      .poll(() => new Set(d.all('request').map((f) => f.request.id)).size, { timeout: 15_000 })
+      .toBe(ids.length);
+    expect(conn.open).toBe(true);
+    expect(n.hub.dispatcher.connections.includes(conn)).toBe(true);
   });
 });
