@@ -13,6 +13,11 @@
  * node's memory; the socket is pinged every heartbeat interval and terminated after two
  * without a pong. A subscribe whose relay subscription is not live within a bound gets
  * `store_unavailable` rather than waiting for a subscriber connection that is down.
+ * Every store call made for the socket goes through its StoreGate (at most
+ * `STORE_CALLS_PER_SOCKET` in flight); a subscribe or watch frame that finds the gate's
+ * waiting line full is refused (`limit_exceeded`). A subscription still being set up
+ * counts against the limits until its snapshot is sent or its reads end, even when it
+ * was unsubscribed meanwhile, so subscribe/unsubscribe in a loop cannot pile up reads.
  */
 import type { RawData, WebSocket } from 'ws';
 import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
@@ -22,8 +27,11 @@ import type { SocketHost as Hub } from './host.js';
 import { CLOSE, ClientInbound, type ClientOutbound, errorFrame, parseFrame } from './protocol.js';
 import { RELAY_TIMEOUT_MS } from './relay.js';
 import { BadFrames, sendBounded } from './socket-limits.js';
+import { StoreGate } from './socket-work.js';
 
 const SNAPSHOT_LIMIT = 100;
+/** Explicit ids of one subscription read at a time (each still through the gate). */
+const SNAPSHOT_READERS = 16;
 const FORWARD_RETRY_MS = 1_000;
 /** Per-socket memory of what was sent is bounded; the oldest entries go first. */
 const SENT_LIMIT = 10_000;
@@ -37,6 +45,14 @@ interface Subscription {
   buffered: string[] | null;
 }
 
+/** A subscribe frame whose snapshot is being read: it holds its place in the limits. */
+interface Setup {
+  sub: Subscription;
+  /** The frame created the subscription (holds a runtime slot). */
+  created: boolean;
+  ids: number;
+}
+
 interface ClientState {
   hub: Hub;
   workspace: string;
@@ -47,6 +63,9 @@ interface ClientState {
   /** Set while the client watches every runtime's presence (`watch_runtimes`). */
   offWatch: (() => void) | null;
   bad: BadFrames;
+  /** Every store call for this socket goes through it. */
+  gate: StoreGate;
+  setups: Set<Setup>;
   /** Last pong or frame from the client: liveness for the ping check. */
   lastHeard: number;
   pinger: NodeJS.Timeout;
@@ -64,6 +83,8 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
     offReconnect: () => {},
     offWatch: null,
     bad: new BadFrames(hub.settings.maxBadFrames),
+    gate: new StoreGate(),
+    setups: new Set(),
     lastHeard: Date.now(),
     pinger: setInterval(clientSocketPing, hub.settings.heartbeatIntervalMs, ws),
   };
@@ -126,6 +147,10 @@ function onFrame(ws: WebSocket, data: RawData, isBinary: boolean): void {
   }
   state.bad.good();
   const frame = parsed.frame;
+  if ((frame.type === 'subscribe' || frame.type === 'watch_runtimes') && state.gate.full) {
+    send(ws, errorFrame('limit_exceeded', 'too many store reads in flight on this socket'));
+    return;
+  }
   if (frame.type === 'watch_runtimes') return void watchRuntimes(ws, state);
   if (frame.type === 'unwatch_runtimes') {
     state.offWatch?.();
@@ -147,7 +172,7 @@ async function watchRuntimes(ws: WebSocket, state: ClientState): Promise<void> {
     });
   }
   try {
-    for (const info of await hub.store.listRuntimes(workspace)) {
+    for (const info of await state.gate.call(() => hub.store.listRuntimes(workspace))) {
       send(ws, { type: 'runtime', runtime_info: info });
     }
   } catch {
@@ -159,13 +184,20 @@ async function watchRuntimes(ws: WebSocket, state: ClientState): Promise<void> {
 function overLimit(state: ClientState, runtime: string, ids?: string[]): string | null {
   const { maxSubscribedRuntimes, maxSubscribedIds } = state.hub.settings;
   const existing = state.subs.get(runtime);
-  if (!existing && state.subs.size >= maxSubscribedRuntimes) {
+  // Setups of subscriptions dropped meanwhile still read: they keep their places.
+  let orphanRuntimes = 0;
+  let total = 0;
+  for (const setup of state.setups) {
+    if (state.subs.get(setup.sub.rt.runtime) === setup.sub) continue;
+    if (setup.created) orphanRuntimes += 1;
+    total += setup.ids;
+  }
+  if (!existing && state.subs.size + orphanRuntimes >= maxSubscribedRuntimes) {
     return `at most ${maxSubscribedRuntimes} runtimes per socket`;
   }
   // Ids named for a whole-runtime subscription are not kept; nor are ones already kept.
   if (!ids || (existing && existing.ids === null)) return null;
   const added = new Set(ids.filter((id) => !existing?.ids?.has(id))).size;
-  let total = 0;
   for (const sub of state.subs.values()) total += sub.ids?.size ?? 0;
   if (total + added > maxSubscribedIds) return `at most ${maxSubscribedIds} request ids per socket`;
   return null;
@@ -197,6 +229,8 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
       ),
     );
   }
+  const setup: Setup = { sub, created, ids: ids && sub.ids ? ids.length : 0 };
+  state.setups.add(setup);
   try {
     if (!(await hub.relay.subscribed(keys.updates, RELAY_TIMEOUT_MS))) {
       // Without a live subscription a snapshot could miss the next change: refuse it,
@@ -209,13 +243,15 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
       return;
     }
     // The snapshot answers this frame: the ids it named, or the runtime's newest requests.
+    const s = sub;
     const records =
-      sub.ids && ids
-        ? (await Promise.all(ids.map((id) => hub.store.get(rt, id)))).filter(
-            (r): r is RequestRecord => r !== null,
-          )
-        : (await hub.store.list(rt, { limit: SNAPSHOT_LIMIT })).requests;
-    const info = (await hub.store.getRuntime(rt)) ?? emptyRuntime(rt.runtime);
+      s.ids && ids
+        ? await readIds(state, rt, ids, () => state.subs.get(rt.runtime) === s)
+        : (await state.gate.call(() => hub.store.list(rt, { limit: SNAPSHOT_LIMIT }))).requests;
+    // Dropped while it was read: nobody wants its snapshot.
+    if (state.subs.get(rt.runtime) !== sub) return;
+    const info =
+      (await state.gate.call(() => hub.store.getRuntime(rt))) ?? emptyRuntime(rt.runtime);
     for (const r of records) remember(state, r.id, `${r.status}:${r.epoch}`);
     send(ws, {
       type: 'snapshot',
@@ -226,11 +262,37 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
   } catch {
     send(ws, errorFrame('store_unavailable', `could not read ${rt.runtime}: store unavailable`));
   } finally {
+    state.setups.delete(setup);
     const pending = sub.buffered ?? [];
     sub.buffered = null;
     // A subscription dropped meanwhile forwards nothing.
     if (state.subs.get(rt.runtime) === sub) for (const m of pending) onHint(ws, state, sub, m);
   }
+}
+
+/**
+ * Reads `ids` through the socket's gate, `SNAPSHOT_READERS` at a time, in their order;
+ * stops early once `wanted()` is false (the subscription was dropped).
+ */
+async function readIds(
+  state: ClientState,
+  rt: RuntimeRef,
+  ids: readonly string[],
+  wanted: () => boolean,
+): Promise<RequestRecord[]> {
+  const { store } = state.hub;
+  const found: (RequestRecord | null)[] = new Array(ids.length).fill(null);
+  let next = 0;
+  const reader = async () => {
+    while (next < ids.length && wanted()) {
+      const i = next++;
+      found[i] = await state.gate.call(() =>
+        wanted() ? store.get(rt, ids[i] as string) : Promise.resolve(null),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SNAPSHOT_READERS, ids.length) }, reader));
+  return found.filter((r): r is RequestRecord => r !== null);
 }
 
 function unsubscribe(state: ClientState, rt: RuntimeRef, ids?: string[]): void {
@@ -269,7 +331,8 @@ async function forward(
   retry = true,
 ) {
   try {
-    const record = await state.hub.store.get(rt, id);
+    const { store } = state.hub;
+    const record = await state.gate.call(() => store.get(rt, id));
     if (record) sendIfChanged(ws, state, record);
   } catch {
     // The store did not answer: a terminal state would have no later hint, so try once
@@ -292,9 +355,9 @@ async function refresh(ws: WebSocket, state: ClientState, sub: Subscription): Pr
   try {
     const { store } = state.hub;
     const records = sub.ids
-      ? await Promise.all([...sub.ids].map((id) => store.get(sub.rt, id)))
-      : (await store.list(sub.rt, { limit: SNAPSHOT_LIMIT })).requests;
-    for (const r of records) if (r) sendIfChanged(ws, state, r);
+      ? await readIds(state, sub.rt, [...sub.ids], () => state.subs.get(sub.rt.runtime) === sub)
+      : (await state.gate.call(() => store.list(sub.rt, { limit: SNAPSHOT_LIMIT }))).requests;
+    for (const r of records) sendIfChanged(ws, state, r);
     await sendRuntime(ws, state, sub.rt);
   } catch {
     // store down: the next reconnect or hint brings the state
@@ -303,7 +366,8 @@ async function refresh(ws: WebSocket, state: ClientState, sub: Subscription): Pr
 
 async function sendRuntime(ws: WebSocket, state: ClientState, rt: RuntimeRef) {
   try {
-    const info = (await state.hub.store.getRuntime(rt)) ?? emptyRuntime(rt.runtime);
+    const { store } = state.hub;
+    const info = (await state.gate.call(() => store.getRuntime(rt))) ?? emptyRuntime(rt.runtime);
     send(ws, { type: 'runtime', runtime_info: info });
   } catch {
     // presence is a hint; the next change resends it

@@ -1,19 +1,40 @@
 /**
  * The daemon websocket (`/v1/daemon/ws`): hello, ready, renew, result, and the
  * socket's limits (DESIGN.md section 7): bad frames in a row, the ready deadline, and
- * the send buffer cap (in DaemonConnection.trySend). Handlers are named functions at
- * module scope; a connection's state lives in its DaemonConnection, found through the
- * socket.
+ * the send buffer cap (in DaemonConnection.trySend), and the store work a socket may
+ * start: at most `STORE_CALLS_PER_SOCKET` renew/result frames are being stored at once,
+ * a bounded number wait behind them, and past that a renew gets `error limit_exceeded`
+ * and a result `nack store_unavailable` with `retry: true` (the code the SDK already
+ * retries on, so nothing is lost); a `ready` frame's capacity applies at once, its store
+ * work (presence upsert, announce, pump) runs at most once per `READY_WORK_MS`, with the
+ * latest capacity. Handlers are named functions at module scope; a connection's state
+ * lives in its DaemonConnection and its DaemonWork, found through the socket.
  */
 import type { RawData, WebSocket } from 'ws';
 import { isStoreError } from '../stores/errors.js';
 import { DAEMON_MODES, DaemonConnection } from './daemon-conn.js';
 import type { SocketHost as Hub } from './host.js';
 import { CLOSE, DaemonInbound, errorFrame, parseFrame, type ResultFrame } from './protocol.js';
+import { WorkQueue } from './socket-work.js';
+
+/** Least time between two runs of a `ready` frame's store work on one socket. */
+export const READY_WORK_MS = 1_000;
+
+type StoreFrame = Exclude<DaemonInbound, { type: 'ready' }>;
+
+/** The socket's store work: frames being stored or waiting, and the ready rate limit. */
+interface DaemonWork {
+  queue: WorkQueue<StoreFrame>;
+  /** When the last `ready` store work ran. */
+  readyAt: number;
+  /** A later `ready`'s store work, deferred to `readyAt + READY_WORK_MS`. */
+  readyTimer: NodeJS.Timeout | null;
+}
 
 const CONN = Symbol('daemonConnection');
 const HUB = Symbol('hub');
-type DaemonSocket = WebSocket & { [CONN]: DaemonConnection; [HUB]: Hub };
+const WORK = Symbol('daemonWork');
+type DaemonSocket = WebSocket & { [CONN]: DaemonConnection; [HUB]: Hub; [WORK]: DaemonWork };
 
 export function attachDaemonSocket(
   hub: Hub,
@@ -31,6 +52,11 @@ export function attachDaemonSocket(
   const socket = ws as DaemonSocket;
   socket[CONN] = conn;
   socket[HUB] = hub;
+  socket[WORK] = {
+    queue: new WorkQueue((frame) => storeFrame(hub, conn, frame)),
+    readyAt: 0,
+    readyTimer: null,
+  };
   ws.on('message', daemonSocketOnMessage);
   ws.on('pong', daemonSocketOnPong);
   ws.on('close', daemonSocketOnClose);
@@ -50,9 +76,9 @@ export function attachDaemonSocket(
 }
 
 function daemonSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
-  const { [CONN]: conn, [HUB]: hub } = this as DaemonSocket;
+  const { [CONN]: conn, [HUB]: hub, [WORK]: work } = this as DaemonSocket;
   try {
-    onFrame(hub, conn, data, isBinary);
+    onFrame(hub, conn, work, data, isBinary);
   } catch (err) {
     // A frame must never take the node down: report it and keep the socket.
     hub.logger.error({ err }, 'daemon frame handler failed');
@@ -60,7 +86,13 @@ function daemonSocketOnMessage(this: WebSocket, data: RawData, isBinary: boolean
   }
 }
 
-function onFrame(hub: Hub, conn: DaemonConnection, data: RawData, isBinary: boolean): void {
+function onFrame(
+  hub: Hub,
+  conn: DaemonConnection,
+  work: DaemonWork,
+  data: RawData,
+  isBinary: boolean,
+): void {
   conn.lastHeard = Date.now();
   if (isBinary) {
     invalid(conn, 'binary frames are not part of the protocol');
@@ -94,16 +126,57 @@ function onFrame(hub: Hub, conn: DaemonConnection, data: RawData, isBinary: bool
         clearReadyTimer(conn);
         conn.capacity = frame.capacity;
         conn.setMode(DAEMON_MODES.ready);
-        hub.daemonReady(conn);
+        readyWork(hub, conn, work);
       }
       return;
     case 'renew':
-      void renew(hub, conn, frame.id, frame.epoch);
+      if (!work.queue.offer(frame)) {
+        void conn.send(errorFrame('limit_exceeded', 'too many renew/result frames in flight'));
+      }
       return;
     case 'result':
-      void result(hub, conn, frame);
+      // Marked at once: the slot it frees is released only after its ack, even if queued.
+      if (work.queue.offer(frame)) conn.reporting.add(frame.id);
+      else void conn.send(refusedResult(frame));
       return;
   }
+}
+
+/** A result the socket's queue cannot take: retryable, so the daemon sends it again. */
+function refusedResult(frame: ResultFrame) {
+  return {
+    type: 'nack',
+    id: frame.id,
+    epoch: frame.epoch,
+    code: 'store_unavailable',
+    retry: true,
+  } as const;
+}
+
+function storeFrame(hub: Hub, conn: DaemonConnection, frame: StoreFrame): Promise<void> {
+  return frame.type === 'renew'
+    ? renew(hub, conn, frame.id, frame.epoch)
+    : result(hub, conn, frame);
+}
+
+/** A `ready` frame's store work, now or (a burst of them) once per READY_WORK_MS. */
+function readyWork(hub: Hub, conn: DaemonConnection, work: DaemonWork): void {
+  if (work.readyTimer) return; // the deferred run reads the capacity then: the latest wins
+  const wait = work.readyAt + READY_WORK_MS - Date.now();
+  if (wait <= 0) {
+    work.readyAt = Date.now();
+    hub.daemonReady(conn);
+    return;
+  }
+  work.readyTimer = setTimeout(daemonReadyWorkDue, wait, hub, conn, work);
+  work.readyTimer.unref();
+}
+
+function daemonReadyWorkDue(hub: Hub, conn: DaemonConnection, work: DaemonWork): void {
+  work.readyTimer = null;
+  if (conn.mode !== DAEMON_MODES.ready) return;
+  work.readyAt = Date.now();
+  hub.daemonReady(conn);
 }
 
 async function renew(hub: Hub, conn: DaemonConnection, id: string, epoch: number) {
@@ -130,7 +203,6 @@ async function renew(hub: Hub, conn: DaemonConnection, id: string, epoch: number
  */
 async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
   const { id, epoch } = frame;
-  conn.reporting.add(id);
   try {
     await hub.report(
       conn.rt,
@@ -197,8 +269,10 @@ function daemonSocketOnPong(this: WebSocket): void {
 }
 
 function daemonSocketOnClose(this: WebSocket): void {
-  const { [CONN]: conn, [HUB]: hub } = this as DaemonSocket;
+  const { [CONN]: conn, [HUB]: hub, [WORK]: work } = this as DaemonSocket;
   clearReadyTimer(conn);
+  if (work.readyTimer) clearTimeout(work.readyTimer);
+  work.readyTimer = null;
   if (conn.mode !== DAEMON_MODES.closed) conn.setMode(DAEMON_MODES.closed);
   hub.daemonClosed(conn);
 }

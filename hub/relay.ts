@@ -7,7 +7,10 @@
  * waits for that at most a bound. A dropped subscriber connection marks every channel
  * not live (an in-flight SUBSCRIBE of the old connection may never settle: ioredis drops
  * it without rejecting); on the next `ready` the relay subscribes every channel again
- * and only then runs the `onReconnect` listeners, since hints sent meanwhile are gone.
+ * and then runs the `onReconnect` listeners, since hints sent meanwhile are gone. They
+ * wait for the channels there at `ready` only (channels added later have their own
+ * subscribe-then-read), and at most `RELAY_TIMEOUT_MS`: on a busy node some new
+ * SUBSCRIBE is always in flight, and re-drains must not wait for a quiet moment.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Bus } from '../stores/bus.js';
@@ -163,8 +166,13 @@ export class RedisRelay extends CountedRelay {
   #closed = false;
   /** +1 whenever the subscriber connection drops: replies of an older one are ignored. */
   #generation = 0;
-  /** A reconnect whose listeners have not run yet (its resubscribe has not landed). */
-  #owedReconnect = false;
+  /**
+   * A reconnect whose listeners have not run yet: the channels there at its `ready`
+   * (those still to become live), or null when nothing is owed.
+   */
+  #owedReconnect: Map<string, Channel> | null = null;
+  /** Runs owed listeners when the resubscribe does not land within the bound. */
+  #owedTimer: NodeJS.Timeout | null = null;
   readonly #repair: NodeJS.Timeout;
   constructor(
     private readonly sub: Redis | Cluster,
@@ -175,7 +183,10 @@ export class RedisRelay extends CountedRelay {
     sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
     sub.on('ready', () => {
       if (this.#readyOnce && !this.#closed) {
-        this.#owedReconnect = true;
+        this.#owedReconnect = new Map(this.channels);
+        if (this.#owedTimer) clearTimeout(this.#owedTimer);
+        this.#owedTimer = setTimeout(() => this.#settleReconnect(true), RELAY_TIMEOUT_MS);
+        this.#owedTimer.unref();
         this.#sync();
       }
       this.#readyOnce = true;
@@ -193,6 +204,9 @@ export class RedisRelay extends CountedRelay {
   /** The connection is gone: nothing is live, nothing in flight will answer. */
   #dropped(): void {
     this.#generation += 1;
+    // Listeners stay owed; the next `ready` takes a new snapshot and restarts the bound.
+    if (this.#owedTimer) clearTimeout(this.#owedTimer);
+    this.#owedTimer = null;
     for (const entry of this.channels.values()) {
       entry.live = false;
       entry.attaching = false;
@@ -201,7 +215,7 @@ export class RedisRelay extends CountedRelay {
 
   /**
    * Subscribes, in one bounded SUBSCRIBE, every channel neither live nor on the wire;
-   * once all are live after a reconnect, the reconnect listeners run.
+   * once those owed by a reconnect are live, the reconnect listeners run.
    */
   #sync(): void {
     if (this.#closed || this.sub.status !== 'ready') return;
@@ -240,10 +254,20 @@ export class RedisRelay extends CountedRelay {
     );
   }
 
-  #settleReconnect(): void {
-    if (!this.#owedReconnect) return;
-    for (const entry of this.channels.values()) if (!entry.live) return;
-    this.#owedReconnect = false;
+  /** Runs owed listeners once the snapshot's channels are live (or gone), or when `force`d. */
+  #settleReconnect(force = false): void {
+    const owed = this.#owedReconnect;
+    if (!owed) return;
+    if (!force) {
+      for (const [channel, entry] of owed) {
+        // An entry unsubscribed (or replaced) since `ready` is no longer waited for.
+        if (this.channels.get(channel) === entry && !entry.live) return;
+        owed.delete(channel);
+      }
+    }
+    this.#owedReconnect = null;
+    if (this.#owedTimer) clearTimeout(this.#owedTimer);
+    this.#owedTimer = null;
     this.reconnected();
   }
 
@@ -263,6 +287,7 @@ export class RedisRelay extends CountedRelay {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#repair);
+    if (this.#owedTimer) clearTimeout(this.#owedTimer);
     this.sub.disconnect();
   }
 }
