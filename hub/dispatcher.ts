@@ -20,6 +20,9 @@ import { DAEMON_MODES, type DaemonConnection, SEND } from './daemon-conn.js';
 import type { ClaimPath, HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
 
+/** Runtimes pumped at once by the periodic and reconnect re-checks. */
+export const PUMP_ALL_CHUNK = 32;
+
 interface LocalRuntime {
   rt: RuntimeRef;
   keys: RuntimeKeys;
@@ -123,11 +126,11 @@ export class Dispatcher {
   async pumpAll(path: ClaimPath): Promise<void> {
     const all = [...this.#runtimes.values()];
     if (path === 'reconnect') for (const r of all) r.suspect = true;
-    await Promise.all(
-      all
-        .filter((r) => r.suspect || [...r.conns].some((c) => c.free > 0))
-        .map((r) => this.pump(r.rt, path)),
-    );
+    const due = all.filter((r) => r.suspect || [...r.conns].some((c) => c.free > 0));
+    // A chunk at a time: a new request's claim never queues behind thousands of these.
+    for (let i = 0; i < due.length; i += PUMP_ALL_CHUNK) {
+      await Promise.all(due.slice(i, i + PUMP_ALL_CHUNK).map((r) => this.pump(r.rt, path)));
+    }
   }
 
   /**

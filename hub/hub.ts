@@ -28,11 +28,13 @@ import { Sweeper } from './sweeper.js';
 import { waitForTerminal } from './waiters.js';
 
 /**
- * Pings and presence refreshes are spread over the heartbeat interval in this many
- * slices: each timer tick visits one slice of the daemon sockets, so no tick issues
- * more than ceil(sockets / slices) presence scripts on the connection claims ride on.
+ * Pings and presence refreshes are spread over the heartbeat interval in slices, one
+ * per timer tick of about HEARTBEAT_TICK_MS (at least MIN_HEARTBEAT_SLICES a round), so
+ * no tick issues more than a small share of the sockets' presence scripts on the
+ * connection claims ride on.
  */
-export const HEARTBEAT_SLICES = 20;
+export const MIN_HEARTBEAT_SLICES = 20;
+const HEARTBEAT_TICK_MS = 25;
 /** /readyz answers within this even when the store does not. */
 const READY_PING_MS = 1_000;
 /** A daemon told to go elsewhere (store lost) gets this long to reconnect before 1012. */
@@ -60,6 +62,7 @@ export class Hub implements SocketHost {
   /** The heartbeat round: the sockets as of its start, and the slice due next. */
   #round: DaemonConnection[] = [];
   #slice = 0;
+  readonly #slices: number;
   /** Long-polls under way; aborted on shutdown so they answer at once. */
   readonly #waits = new AbortController();
 
@@ -67,6 +70,10 @@ export class Hub implements SocketHost {
     this.store = opts.store;
     this.relay = opts.relay;
     this.settings = opts.settings;
+    this.#slices = Math.max(
+      MIN_HEARTBEAT_SLICES,
+      Math.round(opts.settings.heartbeatIntervalMs / HEARTBEAT_TICK_MS),
+    );
     this.logger = opts.logger;
     this.metrics = new HubMetrics(opts.settings.nodeId);
     const deps = {
@@ -111,7 +118,7 @@ export class Hub implements SocketHost {
   start(): void {
     this.storeHealth.start();
     this.sweeper.start();
-    const every = Math.max(1, Math.floor(this.settings.heartbeatIntervalMs / HEARTBEAT_SLICES));
+    const every = Math.max(1, Math.floor(this.settings.heartbeatIntervalMs / this.#slices));
     this.#timer = setInterval(() => this.#heartbeatTick(), every);
     this.#timer.unref();
   }
@@ -337,12 +344,12 @@ export class Hub implements SocketHost {
   #heartbeatTick(): void {
     if (this.#slice === 0) this.#round = this.dispatcher.connections;
     const n = this.#round.length;
-    const from = Math.floor((this.#slice * n) / HEARTBEAT_SLICES);
-    const to = Math.floor(((this.#slice + 1) * n) / HEARTBEAT_SLICES);
-    this.#slice = (this.#slice + 1) % HEARTBEAT_SLICES;
+    const from = Math.floor((this.#slice * n) / this.#slices);
+    const to = Math.floor(((this.#slice + 1) * n) / this.#slices);
+    this.#slice = (this.#slice + 1) % this.#slices;
     const now = Date.now();
     // A visit's timing drifts by up to a tick between rounds.
-    const slack = this.settings.heartbeatIntervalMs / HEARTBEAT_SLICES;
+    const slack = this.settings.heartbeatIntervalMs / this.#slices;
     for (let i = from; i < to; i++) {
       const conn = this.#round[i] as DaemonConnection;
       if (conn.mode === DAEMON_MODES.closed) continue;
