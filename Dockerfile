@@ -4,8 +4,7 @@
 FROM node:20-alpine AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# npm install, not npm ci: see .ci/run (npm 11 and optional packages of other platforms).
-RUN npm install --omit=dev --no-audit --no-fund --ignore-scripts
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
 FROM node:20-alpine AS runtime
 ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0
