@@ -68,6 +68,9 @@ interface ClientState {
   setups: Set<Setup>;
   /** Last pong or frame from the client: liveness for the ping check. */
   lastHeard: number;
+  /** The last ping sent (0: none yet), and the first one since the client last spoke. */
+  pingedAt: number;
+  unansweredSince: number;
   pinger: NodeJS.Timeout;
 }
 
@@ -86,6 +89,8 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
     gate: new StoreGate(),
     setups: new Set(),
     lastHeard: Date.now(),
+    pingedAt: 0,
+    unansweredSince: 0,
     pinger: setInterval(clientSocketPing, hub.settings.heartbeatIntervalMs, ws),
   };
   state.pinger.unref();
@@ -107,14 +112,29 @@ function send(ws: WebSocket, frame: ClientOutbound): void {
   sendBounded(ws, JSON.stringify(frame), max);
 }
 
-/** Every heartbeat interval: terminate a socket silent for two intervals, else ping it. */
+/**
+ * Every heartbeat interval: terminate a socket that left a ping unanswered for two
+ * intervals (checked after pending reads, so a pong queued behind a stall counts),
+ * else ping it. Counted from a ping, never from connect: an unasked socket is not silent.
+ */
 function clientSocketPing(ws: WebSocket): void {
   const state = (ws as ClientSocket)[STATE];
-  if (Date.now() - state.lastHeard > 2 * state.hub.settings.heartbeatIntervalMs) {
-    ws.terminate();
+  const now = Date.now();
+  const interval = state.hub.settings.heartbeatIntervalMs;
+  if (state.pingedAt <= state.lastHeard) state.unansweredSince = now;
+  else if (now - state.unansweredSince >= 2 * interval - interval / 10) {
+    setImmediate(clientSocketTerminateIfSilent, ws);
     return;
   }
-  if (ws.readyState === ws.OPEN) ws.ping();
+  if (ws.readyState === ws.OPEN) {
+    ws.ping();
+    state.pingedAt = now;
+  }
+}
+
+function clientSocketTerminateIfSilent(ws: WebSocket): void {
+  const state = (ws as ClientSocket)[STATE];
+  if (state.pingedAt > state.lastHeard) ws.terminate();
 }
 
 function clientSocketOnPong(this: WebSocket): void {
