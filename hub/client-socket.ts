@@ -226,10 +226,14 @@ function overLimit(state: ClientState, runtime: string, ids?: string[]): string 
 async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?: string[]) {
   const { hub } = state;
   const refused = overLimit(state, rt.runtime, ids);
-  if (refused) return send(ws, errorFrame('limit_exceeded', refused));
+  const about = ids ? { runtime: rt.runtime, requests: ids } : { runtime: rt.runtime };
+  if (refused) return send(ws, errorFrame('limit_exceeded', refused, about));
   const keys = runtimeKeys(hub.store.settings.prefix, rt);
   let sub = state.subs.get(rt.runtime);
   const created = !sub;
+  // What this frame changes, so a failure can take it back: the client is told, and
+  // subscribes again, rather than holding a subscription that never had its snapshot.
+  const before = sub?.ids ? new Set(sub.ids) : null;
   if (sub) {
     // Widen an existing subscription; a whole-runtime one stays whole.
     if (sub.ids && ids) for (const id of ids) sub.ids.add(id);
@@ -255,10 +259,14 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     if (!(await hub.relay.subscribed(keys.updates, RELAY_TIMEOUT_MS))) {
       // Without a live subscription a snapshot could miss the next change: refuse it,
       // and drop what this frame created so the client can simply subscribe again.
-      if (created && state.subs.get(rt.runtime) === sub) unsubscribe(state, rt);
+      takeBack(state, rt, sub, created, before);
       send(
         ws,
-        errorFrame('store_unavailable', `could not subscribe to ${rt.runtime}: store unavailable`),
+        errorFrame(
+          'store_unavailable',
+          `could not subscribe to ${rt.runtime}: store unavailable`,
+          about,
+        ),
       );
       return;
     }
@@ -280,7 +288,11 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
       runtime_info: info,
     });
   } catch {
-    send(ws, errorFrame('store_unavailable', `could not read ${rt.runtime}: store unavailable`));
+    takeBack(state, rt, sub, created, before);
+    send(
+      ws,
+      errorFrame('store_unavailable', `could not read ${rt.runtime}: store unavailable`, about),
+    );
   } finally {
     state.setups.delete(setup);
     const pending = sub.buffered ?? [];
@@ -288,6 +300,19 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     // A subscription dropped meanwhile forwards nothing.
     if (state.subs.get(rt.runtime) === sub) for (const m of pending) onHint(ws, state, sub, m);
   }
+}
+
+/** Undoes what a failed subscribe frame did: the subscription it made, or the ids it added. */
+function takeBack(
+  state: ClientState,
+  rt: RuntimeRef,
+  sub: Subscription,
+  created: boolean,
+  before: Set<string> | null,
+): void {
+  if (state.subs.get(rt.runtime) !== sub) return;
+  if (created) unsubscribe(state, rt);
+  else if (before) sub.ids = before;
 }
 
 /**

@@ -81,6 +81,9 @@ export interface ErrorFrame {
   type: 'error';
   code: string;
   message: string;
+  /** A refused or failed subscribe names what it was for, so the client can redo it. */
+  runtime?: string;
+  requests?: string[];
 }
 
 // daemon HTTP heartbeat (POST /v1/daemon/heartbeat): the polling fallback's body and answer
@@ -192,6 +195,10 @@ export function parseFrame<T>(
   };
 }
 
-export function errorFrame(code: string, message: string): ErrorFrame {
-  return { type: 'error', code, message };
+export function errorFrame(
+  code: string,
+  message: string,
+  about?: { runtime: string; requests?: string[] },
+): ErrorFrame {
+  return about ? { type: 'error', code, message, ...about } : { type: 'error', code, message };
 }

@@ -576,8 +576,22 @@ class SharedSocket {
         break;
       case 'error':
         this.#emit(() => true, frame);
+        // A subscribe the node could not serve (its store was unreachable) is not held:
+        // ask again shortly for what is still wanted.
+        if (frame.runtime && frame.code === 'store_unavailable')
+          this.#resubscribeSoon(frame.runtime);
         break;
     }
+  }
+
+  #resubscribeSoon(runtime: string): void {
+    setTimeout(
+      () => {
+        const wanted = this.#wanted(runtime);
+        if (wanted && this.#ws?.readyState === 1) this.#subscribe(runtime, wanted.ids);
+      },
+      500 + Math.random() * 1000,
+    );
   }
 
   #emit(

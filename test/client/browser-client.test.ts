@@ -12,6 +12,7 @@ import {
   SwitchboardError,
 } from '../../src/client/browser.js';
 import type { SwitchboardNode } from '../../src/node.js';
+import { StoreError } from '../../stores/errors.js';
 import {
   clientToken,
   daemonToken,
@@ -120,6 +121,24 @@ describe('browser client', () => {
   });
   afterAll(async () => {
     await node?.kill();
+  });
+
+  it('subscribes again after the node could not serve a subscribe (store_unavailable)', async () => {
+    const list = node.store.list.bind(node.store);
+    let failures = 1;
+    vi.spyOn(node.store, 'list').mockImplementation(async (rt, opts) => {
+      if (failures-- > 0) throw new StoreError('store_unavailable', 'injected');
+      return list(rt, opts);
+    });
+    const client = open();
+    const rec = recorder();
+    const stop = client.subscribe('flaky', rec.onEvent);
+    await rec.next(
+      (e): e is Extract<ClientEvent, { type: 'error' }> =>
+        e.type === 'error' && e.code === 'store_unavailable',
+    );
+    await rec.next(isSnapshot);
+    stop();
   });
 
   it('sends and gets the result through the websocket, without long-polling', async () => {

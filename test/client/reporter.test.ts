@@ -58,15 +58,23 @@ async function gate(target: string, script: Scripted[], renewScript: Scripted[] 
         return;
       }
     }
-    const upstream = await fetch(`${target}${req.url}`, {
-      method: req.method,
-      headers: {
-        authorization: req.headers.authorization ?? '',
-        'content-type': req.headers['content-type'] ?? 'application/json',
-      },
-      body: req.method === 'GET' ? undefined : body,
-    });
-    const text = await upstream.text();
+    let upstream: Response;
+    let text: string;
+    try {
+      upstream = await fetch(`${target}${req.url}`, {
+        method: req.method,
+        headers: {
+          authorization: req.headers.authorization ?? '',
+          'content-type': req.headers['content-type'] ?? 'application/json',
+        },
+        body: req.method === 'GET' ? undefined : body,
+      });
+      text = await upstream.text();
+    } catch {
+      // The node is gone (the test ended while the daemon still called): a proxy's 502.
+      res.writeHead(502).end();
+      return;
+    }
     res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? '' });
     res.end(text);
   });

@@ -74,11 +74,24 @@ export class SocketWaiter {
         type: string;
         runtime?: string;
         request?: { id: string; status: string; runtime_id: string };
-        requests?: { id: string; status: string; runtime_id: string }[];
+        requests?: { id: string; status: string; runtime_id: string }[] | string[];
+        code?: string;
       };
+      if (f.type === 'error' && f.runtime && Array.isArray(f.requests)) {
+        // A subscribe the node could not serve (store unreachable): ask again shortly.
+        const again = (f.requests as string[]).filter((id) => this.#waiting.has(id));
+        const runtime = f.runtime;
+        if (again.length > 0) {
+          setTimeout(
+            () => this.#send({ type: 'subscribe', runtime, requests: again }),
+            200 + Math.random() * 200,
+          );
+        }
+        return;
+      }
       const seen =
         f.type === 'snapshot'
-          ? (f.requests ?? [])
+          ? ((f.requests ?? []) as { id: string; status: string; runtime_id: string }[])
           : f.type === 'request' && f.request
             ? [f.request]
             : [];

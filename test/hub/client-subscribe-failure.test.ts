@@ -1,0 +1,46 @@
+/**
+ * A client subscribe whose snapshot cannot be read is refused as a whole: the error
+ * frame names the runtime and ids it was for, nothing of it stays subscribed (so no
+ * change arrives for a subscription that never had its snapshot), and subscribing
+ * again works. The chaos suite lost a waiter to the old behaviour: the error named
+ * nothing, so the client could not know what to redo.
+ */
+import { expect, it } from 'vitest';
+import { StoreError } from '../../stores/errors.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
+import { api, clientToken, FrameSocket } from '../helpers/node.js';
+
+const { defer, node } = stopAfterEach();
+
+it('names the runtime and ids of a subscribe it could not read, and keeps nothing of it', async () => {
+  const n = await node();
+  const token = await clientToken();
+  const created = await api(n, 'POST', '/v1/runtimes/laptop/requests', {
+    token,
+    body: { kind: 'k' },
+  });
+  const id = created.body.id as string;
+  const get = n.store.get.bind(n.store);
+  let failures = 1;
+  n.store.get = async (rt, rid) => {
+    if (failures-- > 0) throw new StoreError('store_unavailable', 'injected');
+    return get(rt, rid);
+  };
+  const c = await FrameSocket.client(n, token);
+  defer(() => c.close());
+  c.send({ type: 'subscribe', runtime: 'laptop', requests: [id] });
+  expect(await c.next('error')).toMatchObject({
+    code: 'store_unavailable',
+    runtime: 'laptop',
+    requests: [id],
+  });
+  // Nothing of it stayed: a change of the request reaches this socket no more.
+  await api(n, 'POST', `/v1/runtimes/laptop/requests/${id}/cancel`, { token });
+  c.send({ type: 'subscribe', runtime: 'other', requests: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] });
+  await c.next('snapshot');
+  expect(c.all('request')).toHaveLength(0);
+  // Subscribing again works, with the current state.
+  c.send({ type: 'subscribe', runtime: 'laptop', requests: [id] });
+  const snap = await c.next('snapshot');
+  expect(snap.requests.map((r: { status: string }) => r.status)).toEqual(['cancelled']);
+});
