@@ -10,7 +10,7 @@ import type { CreateRequestBody, RuntimeRef } from '../../stores/domain.js';
 import { StoreError, type StoreErrorCode } from '../../stores/errors.js';
 import { runtimeKeys, sweepBucketOf } from '../../stores/keys.js';
 import type { RequestStore, StoreSettings } from '../../stores/store.js';
-import { Clock, type StoreHarness } from './contract.js';
+import { contractStore, type StoreHarness } from './contract.js';
 
 const RT: RuntimeRef = { workspace: 'acme', runtime: 'laptop' };
 const BY = 'user-1';
@@ -49,19 +49,7 @@ async function inWaves<T>(items: T[], width: number, fn: (item: T) => Promise<un
 
 export function storeConsistencyContract(h: ConsistencyHarness): void {
   const setup = async (settings: Partial<StoreSettings> = {}) => {
-    const clock = new Clock();
-    const store = await h.open({
-      pendingTimeoutMs: 60_000,
-      leaseMs: 30_000,
-      retentionMs: 3_600_000,
-      ...settings,
-      clock: clock.now,
-    });
-    const create = async (body: Partial<CreateRequestBody> = {}, rt = RT) =>
-      (await store.create(rt, { kind: 'job.run', payload: { n: 1 }, ...body }, { createdBy: BY }))
-        .request;
-    const claim = (max = 1, rt = RT, connectionId = 'conn-1') =>
-      store.claim(rt, { connectionId, nodeId: 'node-1', max });
+    const { store, clock, create, claim } = await contractStore(h, settings);
     const batch = async (n: number, body: Partial<CreateRequestBody> = {}) => {
       const made = [];
       for (let left = n; left > 0; left -= 500) {

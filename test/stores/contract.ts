@@ -41,23 +41,29 @@ async function rejects(p: Promise<unknown>, code: StoreErrorCode): Promise<void>
   expect((err as StoreError).code).toBe(code);
 }
 
+/** A fresh store on a stepped clock, with create and claim shorthands for the tests. */
+export async function contractStore(
+  h: Pick<StoreHarness, 'open'>,
+  settings: Partial<StoreSettings> = {},
+) {
+  const clock = new Clock();
+  const store = await h.open({
+    pendingTimeoutMs: 60_000,
+    leaseMs: 30_000,
+    retentionMs: 3_600_000,
+    ...settings,
+    clock: clock.now,
+  });
+  const create = async (body: Partial<CreateRequestBody> = {}, rt = RT) =>
+    (await store.create(rt, { kind: 'job.run', payload: { n: 1 }, ...body }, { createdBy: BY }))
+      .request;
+  const claim = (max = 1, rt = RT, connectionId = 'conn-1') =>
+    store.claim(rt, { connectionId, nodeId: 'node-1', max });
+  return { store, clock, create, claim };
+}
+
 export function storeContract(h: StoreHarness): void {
-  const setup = async (settings: Partial<StoreSettings> = {}) => {
-    const clock = new Clock();
-    const store = await h.open({
-      pendingTimeoutMs: 60_000,
-      leaseMs: 30_000,
-      retentionMs: 3_600_000,
-      ...settings,
-      clock: clock.now,
-    });
-    const create = async (body: Partial<CreateRequestBody> = {}, rt = RT) =>
-      (await store.create(rt, { kind: 'job.run', payload: { n: 1 }, ...body }, { createdBy: BY }))
-        .request;
-    const claim = (max = 1, rt = RT, connectionId = 'conn-1') =>
-      store.claim(rt, { connectionId, nodeId: 'node-1', max });
-    return { store, clock, create, claim };
-  };
+  const setup = (settings: Partial<StoreSettings> = {}) => contractStore(h, settings);
 
   describe('round trip', () => {
     it('keeps every field through create, claim, complete and read back', async () => {
