@@ -13,6 +13,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { connectDaemon } from '../../src/client/daemon.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { api, clientToken, daemonToken } from '../helpers/node.js';
+import { scriptedHub } from './scripted-hub.js';
 
 type Frame = { type: string; [k: string]: any };
 type Reported = { id: string; epoch: number; status: string; accepted: boolean };
@@ -83,84 +84,8 @@ async function wsGate(
   return { url: await listen(server), seen };
 }
 
-/**
- * A scripted hub: says hello, records every frame the daemon sends, and lets the test
- * send frames and await the daemon's. Results are acked unless `onResult` says otherwise.
- */
-async function fakeHub(leaseMs = 30_000) {
-  const frames: Frame[] = [];
-  const waiters: (() => void)[] = [];
-  let socket: WebSocket | null = null;
-  const hub = {
-    frames,
-    onResult: (_f: Frame): Frame | null => ({ type: 'ack', id: _f.id, epoch: _f.epoch }),
-    url: '',
-    send(frame: Frame) {
-      socket?.send(JSON.stringify(frame));
-    },
-    request(id: string, epoch: number, kind = 'work', payload: unknown = null) {
-      hub.send({
-        type: 'request',
-        request: {
-          id,
-          kind,
-          payload,
-          epoch,
-          attempt: epoch,
-          created_at: new Date().toISOString(),
-          lease_expires_at: new Date(Date.now() + leaseMs).toISOString(),
-        },
-      });
-    },
-    /** The first frame (received so far or later) that matches. */
-    async next(pred: (f: Frame) => boolean, what: string, timeoutMs = 5_000): Promise<Frame> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = frames.find(pred);
-        if (found) return found;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no ${what}; got ${JSON.stringify(frames.slice(-6))}`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, left);
-          waiters.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
-    },
-  };
-  const server = http.createServer((_req, res) => res.writeHead(404).end());
-  const wss = new WebSocketServer({ server, path: '/v1/daemon/ws' });
-  wss.on('connection', (ws) => {
-    socket = ws;
-    ws.send(
-      JSON.stringify({
-        type: 'hello',
-        node_id: 'fake',
-        connection_id: 'c1',
-        heartbeat_interval_ms: 60_000,
-        lease_ms: leaseMs,
-        max_payload_bytes: 1_048_576,
-      }),
-    );
-    ws.on('message', (d) => {
-      const frame = JSON.parse(d.toString()) as Frame;
-      frames.push(frame);
-      if (frame.type === 'result') {
-        const answer = hub.onResult(frame);
-        if (answer) ws.send(JSON.stringify(answer));
-      }
-      for (const w of waiters.splice(0)) w();
-    });
-  });
-  defer(async () => {
-    for (const c of wss.clients) c.terminate();
-    wss.close();
-  });
-  hub.url = await listen(server);
-  return hub;
-}
+/** The scripted hub (test/client/scripted-hub.ts), stopped after each test. */
+const fakeHub = (leaseMs = 30_000) => scriptedHub(defer, leaseMs);
 
 async function daemon(
   url: string,
