@@ -168,7 +168,13 @@ function onFrame(ws: WebSocket, data: RawData, isBinary: boolean): void {
   state.bad.good();
   const frame = parsed.frame;
   if ((frame.type === 'subscribe' || frame.type === 'watch_runtimes') && state.gate.full) {
-    send(ws, errorFrame('limit_exceeded', 'too many store reads in flight on this socket'));
+    const message = 'too many store reads in flight on this socket';
+    // Named, so the client knows which subscribe to ask for again (after a backoff).
+    const about =
+      frame.type === 'subscribe'
+        ? { runtime: frame.runtime, ...(frame.requests ? { requests: frame.requests } : {}) }
+        : undefined;
+    send(ws, errorFrame('limit_exceeded', message, about));
     return;
   }
   if (frame.type === 'watch_runtimes') return void watchRuntimes(ws, state);

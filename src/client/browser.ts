@@ -576,21 +576,23 @@ class SharedSocket {
         break;
       case 'error':
         this.#emit(() => true, frame);
-        // A subscribe the node could not serve (its store was unreachable) is not held:
-        // ask again shortly for what is still wanted.
-        if (frame.runtime && frame.code === 'store_unavailable')
-          this.#resubscribeSoon(frame.runtime);
+        // A subscribe the node could not serve (its store unreachable, or this socket's
+        // reads or subscriptions over a limit) is not held: ask again for what is still
+        // wanted, later for a limit.
+        if (frame.runtime) {
+          this.#resubscribeSoon(frame.runtime, frame.code === 'limit_exceeded' ? 5_000 : 500);
+        }
         break;
     }
   }
 
-  #resubscribeSoon(runtime: string): void {
+  #resubscribeSoon(runtime: string, afterMs: number): void {
     setTimeout(
       () => {
         const wanted = this.#wanted(runtime);
         if (wanted && this.#ws?.readyState === 1) this.#subscribe(runtime, wanted.ids);
       },
-      500 + Math.random() * 1000,
+      afterMs * (1 + Math.random() * 2),
     );
   }
 

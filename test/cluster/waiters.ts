@@ -78,13 +78,14 @@ export class SocketWaiter {
         code?: string;
       };
       if (f.type === 'error' && f.runtime && Array.isArray(f.requests)) {
-        // A subscribe the node could not serve (store unreachable): ask again shortly.
+        // A subscribe the node could not serve (store unreachable, or its reads for this
+        // socket backed up): ask again shortly.
         const again = (f.requests as string[]).filter((id) => this.#waiting.has(id));
         const runtime = f.runtime;
         if (again.length > 0) {
           setTimeout(
             () => this.#send({ type: 'subscribe', runtime, requests: again }),
-            200 + Math.random() * 200,
+            200 + Math.random() * 800,
           );
         }
         return;
