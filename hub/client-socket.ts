@@ -237,9 +237,6 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
   const keys = runtimeKeys(hub.store.settings.prefix, rt);
   let sub = state.subs.get(rt.runtime);
   const created = !sub;
-  // What this frame changes, so a failure can take it back: the client is told, and
-  // subscribes again, rather than holding a subscription that never had its snapshot.
-  const before = sub?.ids ? new Set(sub.ids) : null;
   if (sub) {
     // Widen an existing subscription; a whole-runtime one stays whole.
     if (sub.ids && ids) for (const id of ids) sub.ids.add(id);
@@ -263,9 +260,9 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
   state.setups.add(setup);
   try {
     if (!(await hub.relay.subscribed(keys.updates, RELAY_TIMEOUT_MS))) {
-      // Without a live subscription a snapshot could miss the next change: refuse it,
-      // and drop what this frame created so the client can simply subscribe again.
-      takeBack(state, rt, sub, created, before);
+      // Without a live subscription a snapshot could miss the next change: refuse it and
+      // name it, so the client subscribes again. What it added stays (the relay keeps
+      // trying; another frame may share it), so nothing another frame set up is lost.
       send(
         ws,
         errorFrame(
@@ -294,7 +291,6 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
       runtime_info: info,
     });
   } catch {
-    takeBack(state, rt, sub, created, before);
     send(
       ws,
       errorFrame('store_unavailable', `could not read ${rt.runtime}: store unavailable`, about),
@@ -306,19 +302,6 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     // A subscription dropped meanwhile forwards nothing.
     if (state.subs.get(rt.runtime) === sub) for (const m of pending) onHint(ws, state, sub, m);
   }
-}
-
-/** Undoes what a failed subscribe frame did: the subscription it made, or the ids it added. */
-function takeBack(
-  state: ClientState,
-  rt: RuntimeRef,
-  sub: Subscription,
-  created: boolean,
-  before: Set<string> | null,
-): void {
-  if (state.subs.get(rt.runtime) !== sub) return;
-  if (created) unsubscribe(state, rt);
-  else if (before) sub.ids = before;
 }
 
 /**
