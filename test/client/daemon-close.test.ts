@@ -19,6 +19,8 @@ it('close() resolves when the heartbeat under way answers 503', async () => {
   });
   // Upgrades are refused (so the SDK polls); the first heartbeat is held until close().
   const srv = http.createServer((req, res) => {
+    req.on('error', () => {});
+    res.on('error', () => {});
     req.resume();
     if (req.url === '/v1/daemon/heartbeat' && held === null) {
       held = res;
@@ -28,7 +30,10 @@ it('close() resolves when the heartbeat under way answers 503', async () => {
     res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
     res.end(JSON.stringify({ error: { code: 'store_unavailable', message: 'store lost' } }));
   });
-  srv.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\n\r\n'));
+  srv.on('upgrade', (_req, socket) => {
+    socket.on('error', () => {});
+    socket.end('HTTP/1.1 503 Service Unavailable\r\n\r\n');
+  });
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   defer(async () => {
     srv.closeAllConnections();

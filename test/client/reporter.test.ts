@@ -25,6 +25,8 @@ async function server(
   handle: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
 ): Promise<string> {
   const srv = http.createServer((req, res) => {
+    req.on('error', () => {}); // a call the daemon gave up on resets the connection
+    res.on('error', () => {});
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => handle(req, res, Buffer.concat(chunks)));

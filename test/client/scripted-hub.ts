@@ -73,6 +73,9 @@ export async function scriptedHub(defer: (stop: () => Promise<unknown>) => void,
   };
   const held: { path: string; res: http.ServerResponse }[] = [];
   const server = http.createServer((req, res) => {
+    // A call the daemon gave up on (its timeout) resets the connection: not an error here.
+    req.on('error', () => {});
+    res.on('error', () => {});
     let text = '';
     req.on('data', (c) => {
       text += c;
@@ -97,6 +100,7 @@ export async function scriptedHub(defer: (stop: () => Promise<unknown>) => void,
   });
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, sock, head) => {
+    sock.on('error', () => {}); // a refused upgrade may be reset by the daemon
     if (!hub.acceptUpgrades || req.url !== '/v1/daemon/ws') {
       sock.end('HTTP/1.1 503 Service Unavailable\r\n\r\n');
       return;
