@@ -10,13 +10,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { connectDaemon } from '../../src/client/daemon.js';
+import type { connectDaemon } from '../../src/client/daemon.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { api, clientToken, daemonToken } from '../helpers/node.js';
-import { scriptedHub } from './scripted-hub.js';
+import { api, clientToken } from '../helpers/node.js';
+import { scriptedHub, testDaemon, until } from './scripted-hub.js';
 
 type Frame = { type: string; [k: string]: any };
-type Reported = { id: string; epoch: number; status: string; accepted: boolean };
 /** What the gate does with a frame: pass it, drop it, or drop it and answer this instead. */
 type Verdict = 'pass' | 'drop' | { reply: Frame };
 
@@ -87,32 +86,8 @@ async function wsGate(
 /** The scripted hub (test/client/scripted-hub.ts), stopped after each test. */
 const fakeHub = (leaseMs = 30_000) => scriptedHub(defer, leaseMs);
 
-async function daemon(
-  url: string,
-  runtime: string,
-  opts: Partial<Parameters<typeof connectDaemon>[0]>,
-) {
-  const d = connectDaemon({
-    url,
-    token: await daemonToken(runtime),
-    closeTimeoutMs: 500,
-    backoff: { initialMs: 20, maxMs: 100 },
-    handlers: {},
-    ...opts,
-  });
-  defer(() => d.close());
-  const reported: Reported[] = [];
-  d.on('reported', (r) => reported.push(r));
-  return { d, reported };
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const daemon = (url: string, runtime: string, opts: Partial<Parameters<typeof connectDaemon>[0]>) =>
+  testDaemon(defer, url, runtime, opts);
 
 function gateOpen(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;

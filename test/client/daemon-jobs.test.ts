@@ -6,29 +6,14 @@
  * for every HTTP call.
  */
 import { describe, expect, it } from 'vitest';
-import { connectDaemon } from '../../src/client/daemon.js';
+import type { connectDaemon } from '../../src/client/daemon.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { daemonToken } from '../helpers/node.js';
-import { daemonRequest, heartbeatAnswer, scriptedHub, until } from './scripted-hub.js';
-
-type Reported = { id: string; epoch: number; status: string; accepted: boolean };
+import { daemonRequest, heartbeatAnswer, scriptedHub, testDaemon, until } from './scripted-hub.js';
 
 const { defer } = stopAfterEach();
 
-async function daemon(url: string, opts: Partial<Parameters<typeof connectDaemon>[0]>) {
-  const d = connectDaemon({
-    url,
-    token: await daemonToken('jobs'),
-    closeTimeoutMs: 500,
-    backoff: { initialMs: 20, maxMs: 100 },
-    handlers: {},
-    ...opts,
-  });
-  defer(() => d.close());
-  const reported: Reported[] = [];
-  d.on('reported', (r) => reported.push(r));
-  return { d, reported };
-}
+const daemon = (url: string, opts: Partial<Parameters<typeof connectDaemon>[0]>) =>
+  testDaemon(defer, url, 'jobs', opts);
 
 function gate() {
   let open!: () => void;

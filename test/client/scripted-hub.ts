@@ -8,11 +8,36 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { connectDaemon } from '../../src/client/daemon.js';
+import { daemonToken } from '../helpers/node.js';
 
 export type Frame = { type: string; [k: string]: any };
 export type HttpCall = { path: string; body: any };
 /** An answer to an HTTP call, or 'hang': accept it and never answer. */
 export type HttpReply = { status: number; body: unknown } | 'hang';
+
+export type Reported = { id: string; epoch: number; status: string; accepted: boolean };
+
+/** An SDK daemon with short timings, closed after the test, recording its reports. */
+export async function testDaemon(
+  defer: (stop: () => Promise<unknown>) => void,
+  url: string,
+  runtime: string,
+  opts: Partial<Parameters<typeof connectDaemon>[0]>,
+) {
+  const d = connectDaemon({
+    url,
+    token: await daemonToken(runtime),
+    closeTimeoutMs: 500,
+    backoff: { initialMs: 20, maxMs: 100 },
+    handlers: {},
+    ...opts,
+  });
+  defer(() => d.close());
+  const reported: Reported[] = [];
+  d.on('reported', (r) => reported.push(r));
+  return { d, reported };
+}
 
 export function daemonRequest(id: string, epoch: number, kind = 'work', leaseMs = 30_000) {
   return {

@@ -7,10 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CreateRequestBody, RuntimeRef } from '../../stores/domain.js';
-import { StoreError, type StoreErrorCode } from '../../stores/errors.js';
 import { runtimeKeys, sweepBucketOf } from '../../stores/keys.js';
 import type { RequestStore, StoreSettings } from '../../stores/store.js';
-import { contractStore, type StoreHarness } from './contract.js';
+import { contractStore, rejects, type StoreHarness } from './contract.js';
 
 const RT: RuntimeRef = { workspace: 'acme', runtime: 'laptop' };
 const BY = 'user-1';
@@ -29,15 +28,6 @@ export interface RawCounts {
 export interface ConsistencyHarness extends StoreHarness {
   /** Reads the backend's own sets and records; absent where the store is opaque. */
   raw?(store: RequestStore, rt: RuntimeRef, ids: string[]): Promise<RawCounts>;
-}
-
-async function rejects(p: Promise<unknown>, code: StoreErrorCode): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(StoreError);
-  expect((err as StoreError).code).toBe(code);
 }
 
 /** Runs `fn` over `items` with at most `width` calls in flight (pipelined, bounded). */

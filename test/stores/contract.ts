@@ -32,7 +32,8 @@ export class Clock {
 const RT: RuntimeRef = { workspace: 'acme', runtime: 'laptop' };
 const BY = 'user-1';
 
-async function rejects(p: Promise<unknown>, code: StoreErrorCode): Promise<void> {
+/** Asserts `p` rejects with a StoreError of `code`. */
+export async function rejects(p: Promise<unknown>, code: StoreErrorCode): Promise<void> {
   const err = await p.then(
     () => undefined,
     (e: unknown) => e,
