@@ -20,11 +20,17 @@
  * was unsubscribed meanwhile, so subscribe/unsubscribe in a loop cannot pile up reads.
  */
 import type { RawData, WebSocket } from 'ws';
+import {
+  CLOSE,
+  ClientInbound,
+  type ClientOutbound,
+  errorFrame,
+  parseFrame,
+} from '../protocol/index.js';
 import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
 import { runtimeKeys, workspacePresenceChannel } from '../stores/keys.js';
 import type { UpdateHint } from '../stores/store.js';
 import type { SocketHost as Hub } from './host.js';
-import { CLOSE, ClientInbound, type ClientOutbound, errorFrame, parseFrame } from './protocol.js';
 import { RELAY_TIMEOUT_MS } from './relay.js';
 import { BadFrames, sendBounded } from './socket-limits.js';
 import { StoreGate } from './socket-work.js';

@@ -15,9 +15,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
+import type { DaemonOutbound } from '../protocol/index.js';
 import type { RuntimeRef } from '../stores/domain.js';
 import { runtimeTag } from '../stores/keys.js';
-import type { DaemonOutbound } from './protocol.js';
 import { BadFrames, sendBounded } from './socket-limits.js';
 
 /** How a frame fared: written to the socket, refused (nothing left), or failed mid-write. */

@@ -11,10 +11,16 @@
  * lives in its DaemonConnection and its DaemonWork, found through the socket.
  */
 import type { RawData, WebSocket } from 'ws';
+import {
+  CLOSE,
+  DaemonInbound,
+  errorFrame,
+  parseFrame,
+  type ResultFrame,
+} from '../protocol/index.js';
 import { isStoreError } from '../stores/errors.js';
 import { DAEMON_MODES, DaemonConnection } from './daemon-conn.js';
 import type { SocketHost as Hub } from './host.js';
-import { CLOSE, DaemonInbound, errorFrame, parseFrame, type ResultFrame } from './protocol.js';
 import { WorkQueue } from './socket-work.js';
 
 /** Least time between two runs of a `ready` frame's store work on one socket. */

@@ -7,6 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { toDaemonRequest } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
@@ -19,7 +20,6 @@ import { attachDaemonSocket } from './daemon-socket.js';
 import { Dispatcher } from './dispatcher.js';
 import type { SocketHost } from './host.js';
 import { HubMetrics } from './metrics.js';
-import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from './protocol.js';
 import { type Relay, withTimeout } from './relay.js';
 import { type HubSettings, presenceTtl } from './settings.js';
 import { shed } from './socket-limits.js';

@@ -5,7 +5,7 @@
  * every frame through `sendBounded`, so neither limit can be forgotten by one path.
  */
 import type { WebSocket } from 'ws';
-import { CLOSE } from './protocol.js';
+import { CLOSE } from '../protocol/index.js';
 
 /**
  * Sends `text` unless the socket is not open or its unsent buffer is already past

@@ -10,7 +10,9 @@
  * often instead), and a read the store does not answer by the deadline is a
  * store_unavailable error, never a hang.
  */
-import { type RequestRecord, type RuntimeRef, TERMINAL } from '../stores/domain.js';
+
+import { TERMINAL } from '../protocol/index.js';
+import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { StoreError } from '../stores/errors.js';
 import { runtimeKeys } from '../stores/keys.js';
 import type { RequestStore, UpdateHint } from '../stores/store.js';

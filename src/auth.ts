@@ -12,8 +12,7 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
-import { RuntimeId, WorkspaceId } from '../stores/domain.js';
-import { HttpError } from './http/errors.js';
+import { RuntimeId, WorkspaceId } from '../protocol/index.js';
 
 const ALG = 'HS256';
 /** Node clocks may drift apart a little; a token is not rejected for a few seconds. */
@@ -46,8 +45,16 @@ export interface Principal {
   runtime?: string;
 }
 
-const unauthorized = (): HttpError =>
-  new HttpError(401, 'unauthorized', 'missing, invalid or expired token');
+/**
+ * Every authentication failure: one code (`unauthorized`), so a caller cannot tell a
+ * forged token from an expired one. The HTTP layer maps it to 401.
+ */
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  readonly code = 'unauthorized';
+}
+
+const unauthorized = (): AuthError => new AuthError('missing, invalid or expired token');
 
 export class Auth {
   /** A KeyObject, so jose does not import the raw secret again at every verify. */
@@ -84,7 +91,7 @@ export class Auth {
       .sign(this.#key);
   }
 
-  /** Verifies a token; rejects `HttpError(401, 'unauthorized')` whatever is wrong with it. */
+  /** Verifies a token; rejects `AuthError` whatever is wrong with it. */
   async verify(token: string): Promise<Principal> {
     let payload: unknown;
     try {
@@ -111,7 +118,7 @@ export class Auth {
  */
 export function singleAuthorization(values: readonly string[]): string | undefined {
   if (values.length > 1) {
-    throw new HttpError(401, 'unauthorized', 'exactly one Authorization header is allowed');
+    throw new AuthError('exactly one Authorization header is allowed');
   }
   return values[0];
 }

@@ -3,7 +3,7 @@
  * The browser client is `switchboard/browser` (src/client/browser.ts), served by every
  * node at /client/browser.js.
  */
-export type { DaemonRequest, Request, RuntimeInfo, Status } from '../stores/domain.js';
+export type { DaemonRequest, Request, RuntimeInfo, Status } from '../protocol/index.js';
 export {
   connectDaemon,
   Daemon,

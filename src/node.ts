@@ -104,10 +104,8 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route =
       url.pathname === '/v1/daemon/ws' ? 'daemon' : url.pathname === '/v1/ws' ? 'client' : null;
-    if (!route)
-      return refuse(socket, new HttpError(404, 'not_found', 'no websocket endpoint here'));
-    if (hub.draining)
-      return refuse(socket, new HttpError(503, 'draining', 'node is shutting down'));
+    if (!route) return refuse(socket, new HttpError('not_found', 'no websocket endpoint here'));
+    if (hub.draining) return refuse(socket, new HttpError('draining', 'node is shutting down'));
     let principal: Principal;
     try {
       // `req.headers` keeps only the first of several Authorization headers: count raw.
@@ -119,15 +117,14 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
       return refuse(socket, toHttpError(err));
     }
     // Checked again: draining may have begun while the token was being verified.
-    if (hub.draining)
-      return refuse(socket, new HttpError(503, 'draining', 'node is shutting down'));
+    if (hub.draining) return refuse(socket, new HttpError('draining', 'node is shutting down'));
     if (principal.role !== route) {
       const message = `a ${principal.role} token cannot open this socket`;
-      return refuse(socket, new HttpError(403, 'forbidden', message));
+      return refuse(socket, new HttpError('forbidden', message));
     }
     if (route === 'daemon' && hub.storeLost) {
       const message = 'this node cannot reach its store: connect to another node';
-      return refuse(socket, new HttpError(503, 'store_unavailable', message));
+      return refuse(socket, new HttpError('store_unavailable', message));
     }
     sockets.handleUpgrade(req, socket, head, (ws) => {
       if (route === 'daemon') {

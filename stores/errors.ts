@@ -3,16 +3,7 @@
  * the hub puts on the wire unchanged; Lua scripts return negative integers that
  * `fromScriptCode` maps here (one table, shared by both stores).
  */
-export const STORE_ERROR_CODES = [
-  'invalid_request',
-  'not_found',
-  'lease_lost',
-  'already_terminal',
-  'idempotency_conflict',
-  'not_retryable',
-  'store_unavailable',
-] as const;
-export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];
+import type { StoreErrorCode } from '../protocol/index.js';
 
 const MESSAGES: Record<StoreErrorCode, string> = {
   invalid_request: 'the request body is not valid',

@@ -2,7 +2,8 @@
  * Presence rules both stores share: a runtime is online while it has a connection
  * whose presence has not lapsed, or an HTTP heartbeat within its TTL.
  */
-import type { RuntimeInfo } from './domain.js';
+
+import type { RuntimeInfo } from '../protocol/index.js';
 import type { ConnectionPresence } from './store.js';
 
 export interface PresenceState {

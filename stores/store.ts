@@ -16,15 +16,9 @@
  * - Every transition publishes an UpdateHint on the runtime's `updates` channel;
  *   create, release and requeue also publish on its `wake` channel.
  */
-import type {
-  ConnectionInfo,
-  CreateRequestBody,
-  ErrorInfo,
-  RequestRecord,
-  RuntimeInfo,
-  RuntimeRef,
-  Status,
-} from './domain.js';
+
+import type { CreateRequestBody, ErrorInfo, RuntimeInfo, Status } from '../protocol/index.js';
+import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
 
 export interface StoreSettings {
   /** Key and channel prefix (HUB_PREFIX). */

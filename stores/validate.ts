@@ -3,7 +3,8 @@
  * validates too, but a Lua script that fails half-way keeps its earlier writes, so a
  * batch is only all-or-nothing if no item can fail inside the script.
  */
-import { CreateRequestBody, MAX_BATCH } from './domain.js';
+
+import { CreateRequestBody, MAX_BATCH } from '../protocol/index.js';
 import { StoreError } from './errors.js';
 
 const Bodies = CreateRequestBody.array().min(1).max(MAX_BATCH);

@@ -1,8 +1,8 @@
 /** Tokens: round trip, and every way a token can be wrong answers the same 401. */
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { Auth, bearerToken, singleAuthorization } from '../src/auth.js';
-import { HttpError } from '../src/http/errors.js';
+import { Auth, AuthError, bearerToken, singleAuthorization } from '../src/auth.js';
+import { toHttpError } from '../src/http/errors.js';
 import { rawHeaderValues } from '../src/http/raw-headers.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-32b';
@@ -11,9 +11,9 @@ const key = new TextEncoder().encode(SECRET);
 
 async function rejects401(token: string): Promise<void> {
   const err = await auth.verify(token).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(HttpError);
-  expect(err).toMatchObject({ status: 401, code: 'unauthorized' });
-  expect((err as HttpError).message).toBe('missing, invalid or expired token');
+  expect(err).toBeInstanceOf(AuthError);
+  expect(err).toMatchObject({ code: 'unauthorized', message: 'missing, invalid or expired token' });
+  expect(toHttpError(err)).toMatchObject({ status: 401, code: 'unauthorized' });
 }
 
 describe('Auth', () => {
@@ -123,8 +123,8 @@ describe('singleAuthorization', () => {
           return e;
         }
       })();
-      expect(err).toBeInstanceOf(HttpError);
-      expect(err).toMatchObject({ status: 401, code: 'unauthorized' });
+      expect(err).toBeInstanceOf(AuthError);
+      expect(toHttpError(err)).toMatchObject({ status: 401, code: 'unauthorized' });
     }
     expect(
       rawHeaderValues(['Host', 'h', 'AUTHORIZATION', 'x', 'authorization', 'y'], 'authorization'),

@@ -13,16 +13,21 @@
  * backoff (waiting to reconnect) -> connecting ...; unavailable (no WebSocket at all);
  * closed (after `close()`, final).
  *
- * This file imports types only, so its compiled form has no imports at all.
+ * It imports the protocol layer's plain constants (not its schemas), so the bundle a node
+ * serves carries no schema library.
  */
-import type { ClientOutbound } from '../../hub/protocol.js';
-import type { CreateRequestBody, Request, RuntimeInfo } from '../../stores/domain.js';
+import { backoffCeiling } from '../../protocol/backoff.js';
+import { FINAL_HTTP_STATUSES } from '../../protocol/codes.js';
+import type {
+  ClientOutbound,
+  CreateRequestBody,
+  Request,
+  RuntimeInfo,
+} from '../../protocol/index.js';
+import { isTerminal as isTerminalStatus } from '../../protocol/status.js';
 
 export type { Request, RuntimeInfo };
 
-const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'timeout', 'cancelled']);
-/** Errors that asking again will not fix; anything else (network, 5xx, 429) is retried. */
-const FATAL_STATUS: ReadonlySet<number> = new Set([400, 401, 403, 404, 409, 413]);
 const LONG_POLL_MS = 30_000;
 /** How often `result()` reads over HTTP while it waits on an open socket (a safety net). */
 const SOCKET_RECHECK_MS = 20_000;
@@ -277,7 +282,7 @@ async function callHub<T>(
 }
 
 const closedError = () => new SwitchboardError(0, 'closed', 'the client was closed');
-const isTerminal = (r: Request | undefined): r is Request => !!r && TERMINAL.has(r.status);
+const isTerminal = (r: Request | undefined): r is Request => !!r && isTerminalStatus(r.status);
 
 interface ResultDeps {
   socket: SharedSocket;
@@ -307,7 +312,7 @@ async function awaitResult(
     };
   });
   const onFailure = (err: unknown) => {
-    if (err instanceof SwitchboardError && FATAL_STATUS.has(err.status)) finish(err);
+    if (err instanceof SwitchboardError && FINAL_HTTP_STATUSES.has(err.status)) finish(err);
   };
   const readOnce = () =>
     call<Request>('GET', path, { signal: stop.signal }).then(
@@ -372,7 +377,7 @@ async function awaitResult(
         if (isTerminal(r)) finish(r);
       } catch (err) {
         onFailure(err);
-        const ms = Math.random() * Math.min(10_000, 250 * 2 ** Math.min(failures++, 16));
+        const ms = Math.random() * backoffCeiling(failures++, 250, 10_000);
         await Promise.race([sleep(ms, stop.signal), socket.changed(stop.signal)]);
       }
     }
@@ -537,7 +542,7 @@ class SharedSocket {
       this.#setMode('idle');
       return;
     }
-    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.#attempt++, 30));
+    const ceiling = backoffCeiling(this.#attempt++, this.initialMs, this.maxMs);
     this.#setMode('backoff');
     this.#timer = setTimeout(() => this.#connect(), Math.random() * ceiling);
   }

@@ -25,9 +25,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
-import type { DaemonRequest } from '../../stores/domain.js';
+import {
+  Backoff,
+  DaemonOutbound,
+  type DaemonRequest,
+  type HelloFrame,
+  parseFrame,
+} from '../../protocol/index.js';
 import { type HttpAnswer, parseRetryAfter, verdict } from './answers.js';
-import { Backoff } from './backoff.js';
 import { type Handler, type Job, Jobs, type RenewAnswer } from './jobs.js';
 import { deliverable } from './outcome.js';
 import { type JobOutcome, type Report, Reporter } from './reporter.js';
@@ -205,17 +210,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     ws.on('message', (data) => {
       lastHeard = Date.now();
-      let frame: { type?: string; [k: string]: unknown };
-      try {
-        frame = JSON.parse(data.toString());
-      } catch {
-        return;
-      }
+      // Frames are checked against the protocol: one this SDK does not know (a newer
+      // hub's) or a malformed one is ignored, never half-handled.
+      const parsed = parseFrame(DaemonOutbound, data.toString());
+      if (!parsed.ok) return;
+      const frame = parsed.frame;
       if (frame.type === 'hello') {
         helloSeen = true;
-        heartbeatMs = Number(frame.heartbeat_interval_ms) || heartbeatMs;
-        this.#maxPayloadBytes = Number(frame.max_payload_bytes) || this.#maxPayloadBytes;
-        this.#adopt(ws, generation, frame.lease_ms as number);
+        heartbeatMs = frame.heartbeat_interval_ms || heartbeatMs;
+        this.#maxPayloadBytes = frame.max_payload_bytes || this.#maxPayloadBytes;
+        this.#adopt(ws, generation, frame.lease_ms);
       } else {
         this.#onFrame(ws, generation, frame);
       }
@@ -253,28 +257,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (previous && previous !== ws) previous.close(1000, 'replaced');
   }
 
-  #onFrame(
-    ws: WebSocket,
-    generation: number,
-    frame: { type?: string; [k: string]: unknown },
-  ): void {
+  #onFrame(ws: WebSocket, generation: number, frame: Exclude<DaemonOutbound, HelloFrame>): void {
     switch (frame.type) {
       case 'request':
         // While closing a late push still runs (close() waits for it); once closed, the
         // lease brings it back to the hub.
-        if (this.#state !== 'closed')
-          this.#jobs.receive(frame.request as DaemonRequest, generation);
+        if (this.#state !== 'closed') this.#jobs.receive(frame.request, generation);
         return;
       case 'renewed':
-        this.#jobs.renewed(frame.id as string, frame.epoch as number);
+        this.#jobs.renewed(frame.id, frame.epoch);
         return;
       case 'ack':
       case 'nack':
-        this.#reporter.answer(frame as never);
+        this.#reporter.answer(frame);
         return;
       case 'cancel':
       case 'lease_lost':
-        this.#jobs.lose(frame.id as string, frame.epoch as number, frame.type);
+        this.#jobs.lose(frame.id, frame.epoch, frame.type);
         return;
       case 'drain':
         // Reconnect at once (to the next URL); the old socket stays until the new one

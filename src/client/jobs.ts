@@ -17,7 +17,8 @@
  * - A push older than (or equal to) the newest epoch seen for its id is stale: after
  *   the newer attempt finished and left the table, an old socket may still deliver it.
  */
-import type { DaemonRequest } from '../../stores/domain.js';
+
+import type { DaemonRequest } from '../../protocol/index.js';
 import { attemptKey, type JobOutcome } from './reporter.js';
 
 export interface HandlerContext {

@@ -4,7 +4,8 @@
  * protocol's lengths. Such an outcome becomes a failure saying so, reported at once,
  * instead of a report the hub refuses until the lease runs out (or a crash).
  */
-import { isJsonValue, MAX_JSON_DEPTH } from '../../stores/domain.js';
+
+import { isJsonValue, MAX_JSON_DEPTH } from '../../protocol/index.js';
 import type { JobOutcome } from './reporter.js';
 
 const MAX_CODE = 128;

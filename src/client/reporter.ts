@@ -11,9 +11,8 @@
  * sent for: a late answer for an attempt already given up never settles a newer one.
  */
 import type { WebSocket } from 'ws';
-import type { ErrorInfo } from '../../stores/domain.js';
+import { Backoff, type ErrorInfo, type ReportAnswer } from '../../protocol/index.js';
 import { type HttpAnswer, verdict } from './answers.js';
-import { Backoff } from './backoff.js';
 
 export type JobOutcome =
   | { status: 'completed'; result: unknown }
@@ -75,7 +74,7 @@ export class Reporter {
   }
 
   /** An ack or nack frame from the socket. */
-  answer(frame: { type: 'ack' | 'nack'; id: string; epoch: number; retry?: boolean }): void {
+  answer(frame: ReportAnswer): void {
     const p = this.#pending.get(attemptKey(frame.id, frame.epoch));
     if (!p) return;
     p.sentOn = null;

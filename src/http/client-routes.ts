@@ -4,14 +4,15 @@
  * caller's workspace, so another workspace's ids are simply not found.
  */
 import { Hono } from 'hono';
-import { CreateBatchBody, CreateRequestBody, toApiRequest } from '../../stores/domain.js';
+import { CreateBatchBody, CreateRequestBody } from '../../protocol/index.js';
+import { toApiRequest } from '../../stores/domain.js';
 import type { AppEnv } from './context.js';
 import { HttpError } from './errors.js';
 import type { HubApi } from './hub-api.js';
 import { CancelBody, GetQuery, IdempotencyKey, ListQuery } from './schemas.js';
 import { readHeader, readJson, readQuery, requestIdParam, runtimeRef } from './validate.js';
 
-const noSuchRequest = (): HttpError => new HttpError(404, 'not_found', 'no such request');
+const noSuchRequest = (): HttpError => new HttpError('not_found', 'no such request');
 
 export function clientRoutes(hub: HubApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
@@ -23,7 +24,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
 
   routes.get('/:runtime', async (c) => {
     const info = await hub.store.getRuntime(runtimeRef(c));
-    if (info === null) throw new HttpError(404, 'not_found', 'no such runtime');
+    if (info === null) throw new HttpError('not_found', 'no such runtime');
     return c.json(info);
   });
 

@@ -44,7 +44,7 @@ export interface AppEnv {
 /** While the node shuts down, new /v1 calls go elsewhere (the load balancer retries). */
 export function rejectWhileDraining(hub: HubApi): MiddlewareHandler<AppEnv> {
   return async (_c, next) => {
-    if (hub.draining) throw new HttpError(503, 'draining', 'this node is shutting down');
+    if (hub.draining) throw new HttpError('draining', 'this node is shutting down');
     await next();
   };
 }
@@ -58,11 +58,11 @@ export function requireRole(auth: Auth, role: Role): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const token = bearerToken(singleAuthorization(headerValues(c, 'authorization')));
     if (token === undefined) {
-      throw new HttpError(401, 'unauthorized', 'missing, invalid or expired token');
+      throw new HttpError('unauthorized', 'missing, invalid or expired token');
     }
     const principal = await auth.verify(token);
     if (principal.role !== role) {
-      throw new HttpError(403, 'forbidden', `this route needs a ${role} token`);
+      throw new HttpError('forbidden', `this route needs a ${role} token`);
     }
     c.set('principal', principal);
     await next();

@@ -18,7 +18,6 @@ import { readJson, requestIdParam } from './validate.js';
 
 const leaseLost = (cause?: unknown): HttpError =>
   new HttpError(
-    409,
     'lease_lost',
     'the lease for this request is no longer held at this epoch',
     undefined,

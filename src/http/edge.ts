@@ -39,7 +39,7 @@ function hasBody(c: Context<AppEnv>): boolean {
 }
 
 const tooLarge = (max: number): HttpError =>
-  new HttpError(413, 'payload_too_large', `the body is over ${max} bytes (MAX_PAYLOAD_BYTES)`);
+  new HttpError('payload_too_large', `the body is over ${max} bytes (MAX_PAYLOAD_BYTES)`);
 
 /**
  * A declared Content-Length over `max` is refused without reading a byte; otherwise

@@ -7,7 +7,9 @@
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ProtocolError } from '../../hub/errors.js';
-import { StoreError, type StoreErrorCode } from '../../stores/errors.js';
+import { HTTP_STATUS, type HttpErrorCode } from '../../protocol/index.js';
+import { StoreError } from '../../stores/errors.js';
+import { AuthError } from '../auth.js';
 
 /** One problem with the input: where (a zod path) and what. */
 export interface ErrorDetail {
@@ -15,16 +17,22 @@ export interface ErrorDetail {
   message: string;
 }
 
+/**
+ * An error answered over HTTP. Its status is the protocol's for its code
+ * (protocol/codes.ts), unless `options.status` says otherwise (hono's own exceptions
+ * keep theirs).
+ */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
+  readonly status: ContentfulStatusCode;
   constructor(
-    readonly status: ContentfulStatusCode,
-    readonly code: string,
+    readonly code: HttpErrorCode,
     message: string,
     readonly details?: ErrorDetail[],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: ContentfulStatusCode },
   ) {
     super(message, options);
+    this.status = options?.status ?? HTTP_STATUS[code];
   }
 }
 
@@ -36,18 +44,8 @@ export function errorBody(code: string, message: string, details?: ErrorDetail[]
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 
-const STORE_STATUS: Record<StoreErrorCode, ContentfulStatusCode> = {
-  invalid_request: 400,
-  not_found: 404,
-  lease_lost: 409,
-  already_terminal: 409,
-  idempotency_conflict: 409,
-  not_retryable: 409,
-  store_unavailable: 503,
-};
-
 /** Codes for hono's own exceptions (the status is all they carry). */
-const STATUS_CODE: Record<number, string> = {
+const STATUS_CODE: Record<number, HttpErrorCode> = {
   400: 'invalid_request',
   401: 'unauthorized',
   403: 'forbidden',
@@ -60,16 +58,20 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof StoreError) {
     // A store_unavailable message may carry a Redis address: keep it in the logs only.
     const message = err.code === 'store_unavailable' ? 'the store is unavailable' : err.message;
-    return new HttpError(STORE_STATUS[err.code], err.code, message, undefined, { cause: err });
+    return new HttpError(err.code, message, undefined, { cause: err });
+  }
+  if (err instanceof AuthError) {
+    return new HttpError(err.code, err.message, undefined, { cause: err });
   }
   if (err instanceof ProtocolError) {
-    return new HttpError(400, 'invalid_request', err.message, undefined, { cause: err });
+    return new HttpError('invalid_request', err.message, undefined, { cause: err });
   }
   if (err instanceof HTTPException && err.status < 500) {
     const code = STATUS_CODE[err.status] ?? 'invalid_request';
-    return new HttpError(err.status as ContentfulStatusCode, code, err.message || code, undefined, {
+    return new HttpError(code, err.message || code, undefined, {
       cause: err,
+      status: err.status as ContentfulStatusCode,
     });
   }
-  return new HttpError(500, 'internal', 'internal error', undefined, { cause: err });
+  return new HttpError('internal', 'internal error', undefined, { cause: err });
 }

@@ -2,7 +2,8 @@
  * What the HTTP layer needs of the hub. The hub's `Hub` class implements it
  * structurally; tests stub it over a MemoryStore.
  */
-import type { HeartbeatBody, HeartbeatResponse } from '../../hub/protocol.js';
+
+import type { HeartbeatBody, HeartbeatResponse } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
 

@@ -3,7 +3,6 @@
  * routes validate with (zod 4 `z.toJSONSchema`), so the document cannot drift from them.
  */
 import { z } from 'zod';
-import { RuntimeInfoSchema } from '../../hub/protocol.js';
 import {
   CreateBatchBody,
   CreateRequestBody,
@@ -11,7 +10,8 @@ import {
   JsonValue,
   MAX_JSON_DEPTH,
   Request,
-} from '../../stores/domain.js';
+  RuntimeInfo,
+} from '../../protocol/index.js';
 import { openApiPaths, REF } from './openapi-paths.js';
 import {
   CancelBody,
@@ -42,8 +42,8 @@ const OUTPUTS: Record<string, z.ZodType> = {
   HeartbeatResponse,
   ResultResponse: z.object({ request: Request }),
   RenewResponse,
-  RuntimeInfo: RuntimeInfoSchema,
-  RuntimeList: z.object({ runtimes: z.array(RuntimeInfoSchema) }),
+  RuntimeInfo: RuntimeInfo,
+  RuntimeList: z.object({ runtimes: z.array(RuntimeInfo) }),
   Error: ErrorBodySchema,
 };
 

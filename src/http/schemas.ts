@@ -4,11 +4,11 @@
  */
 import { z } from 'zod';
 import { MAX_WAIT_MS } from '../../hub/settings.js';
-import { ErrorInfo, JsonValue, Status } from '../../stores/domain.js';
+import { ErrorInfo, JsonValue, Status } from '../../protocol/index.js';
 
 const Epoch = z.number().int().min(0);
 
-export { HeartbeatBody, HeartbeatResponse, MAX_HEARTBEAT_LEASES } from '../../hub/protocol.js';
+export { HeartbeatBody, HeartbeatResponse, MAX_HEARTBEAT_LEASES } from '../../protocol/index.js';
 
 export const ResultBody = z.discriminatedUnion('status', [
   z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: JsonValue.optional() }),

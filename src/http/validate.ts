@@ -5,7 +5,8 @@
  */
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { ID_PATTERN, RuntimeId, type RuntimeRef } from '../../stores/domain.js';
+import { ID_PATTERN, RuntimeId } from '../../protocol/index.js';
+import type { RuntimeRef } from '../../stores/domain.js';
 import type { AppEnv } from './context.js';
 import { readBodyText } from './edge.js';
 import { type ErrorDetail, HttpError } from './errors.js';
@@ -26,7 +27,6 @@ function check<S extends z.ZodType>(
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   throw new HttpError(
-    400,
     'invalid_request',
     `invalid ${what}`,
     issuesToDetails(parsed.error.issues, prefix),
@@ -50,7 +50,7 @@ export async function readJson<S extends z.ZodType>(
     try {
       json = JSON.parse(text);
     } catch {
-      throw new HttpError(400, 'invalid_request', 'malformed JSON');
+      throw new HttpError('invalid_request', 'malformed JSON');
     }
   }
   return check(schema, json, 'request body');

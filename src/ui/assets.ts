@@ -4,6 +4,7 @@
  * use; a failure is not cached, so the next request tries again.
  */
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 
 const DASHBOARD_FILES = {
   'index.html': new URL('./index.html', import.meta.url),
@@ -47,15 +48,17 @@ export async function dashboardHtml(devClientToken?: string): Promise<string> {
 /** The browser client compiled to one dependency-free ES module (ES2022). */
 export function browserClientJs(): Promise<string> {
   return once('client', async () => {
-    const { transform } = await import('esbuild');
-    const source = await readFile(BROWSER_CLIENT, 'utf8');
-    const { code } = await transform(source, {
-      loader: 'ts',
+    // Bundled, not transformed: the client imports the protocol layer's constants.
+    const { build } = await import('esbuild');
+    const out = await build({
+      entryPoints: [fileURLToPath(BROWSER_CLIENT)],
+      bundle: true,
+      write: false,
       format: 'esm',
       target: 'es2022',
-      sourcefile: 'browser.ts',
       legalComments: 'none',
     });
+    const code = out.outputFiles[0]?.text ?? '';
     return code;
   });
 }

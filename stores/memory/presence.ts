@@ -2,7 +2,9 @@
  * Presence in the memory store: a runtime's daemon connections and HTTP heartbeats, and
  * the RuntimeInfo view built from them and the runtime's queue sizes.
  */
-import type { ConnectionInfo, RuntimeInfo } from '../domain.js';
+
+import type { RuntimeInfo } from '../../protocol/index.js';
+import type { ConnectionInfo } from '../domain.js';
 import type { RuntimeState } from './state.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -4,7 +4,8 @@
  * the `Txn` that one store call works through; and how new records are built.
  */
 
-import type { CreateRequestBody, RequestRecord, RuntimeRef } from '../domain.js';
+import type { CreateRequestBody } from '../../protocol/index.js';
+import type { RequestRecord, RuntimeRef } from '../domain.js';
 import { newRequestId } from '../ids.js';
 import { type RuntimeKeys, runtimeKeys } from '../keys.js';
 import type { ConnectionPresence, StoreSettings, UpdateHint } from '../store.js';

@@ -5,15 +5,15 @@
  * (nothing is awaited between a check and its write), so a call is as atomic as a Lua
  * script; hints go out on the bus once the call's state change is complete.
  */
+
+import {
+  type CreateRequestBody,
+  RETRYABLE,
+  type RuntimeInfo,
+  TERMINAL,
+} from '../../protocol/index.js';
 import { type Bus, MemoryBus } from '../bus.js';
-import type {
-  ConnectionInfo,
-  CreateRequestBody,
-  RequestRecord,
-  RuntimeInfo,
-  RuntimeRef,
-} from '../domain.js';
-import { RETRYABLE, TERMINAL } from '../domain.js';
+import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
 import { StoreError } from '../errors.js';
 import { bodyFingerprint } from '../ids.js';
 import {

@@ -4,7 +4,9 @@
  * hints to publish afterwards). MemoryStore builds every transition from these, so the
  * lazy expiry and the queue bookkeeping live in one place.
  */
-import type { ErrorInfo, RequestRecord } from '../domain.js';
+
+import type { ErrorInfo } from '../../protocol/index.js';
+import type { RequestRecord } from '../domain.js';
 import { StoreError } from '../errors.js';
 import type { ClaimOptions, ListOptions, ListResult, Outcome } from '../store.js';
 import { copyRecord, type RuntimeState, type Txn } from './state.js';

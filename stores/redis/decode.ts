@@ -2,7 +2,9 @@
  * Turns script replies (HGETALL lists) into RequestRecords. Only the store's own
  * scripts write these hashes, so decoding trusts the field set.
  */
-import type { ErrorInfo, RequestRecord, Status } from '../domain.js';
+
+import type { ErrorInfo, Status } from '../../protocol/index.js';
+import type { RequestRecord } from '../domain.js';
 
 function num(v: string | undefined): number | null {
   return v === undefined ? null : Number(v);

@@ -3,13 +3,9 @@
  * script on one slot (lua/); this class only builds arguments, runs the script and
  * decodes the reply. Any failure to reach Redis rejects with `store_unavailable`.
  */
-import type {
-  ConnectionInfo,
-  CreateRequestBody,
-  RequestRecord,
-  RuntimeInfo,
-  RuntimeRef,
-} from '../domain.js';
+
+import type { CreateRequestBody, RuntimeInfo } from '../../protocol/index.js';
+import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
 import { fromScriptCode, isStoreError, StoreError } from '../errors.js';
 import { bodyFingerprint, newRequestId } from '../ids.js';
 import {

@@ -8,9 +8,9 @@
  * uses its own runtime; everything it starts is stopped after it.
  */
 import { describe, expect, it } from 'vitest';
+import type { DaemonRequest } from '../../protocol/index.js';
 import { connectDaemon, type Daemon, type DaemonOptions } from '../../src/client/daemon.js';
 import type { SwitchboardNode } from '../../src/node.js';
-import type { DaemonRequest } from '../../stores/domain.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { api, clientToken, daemonToken } from '../helpers/node.js';
 import { type Frame, HttpProxy } from '../helpers/proxy.js';

@@ -8,8 +8,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { Backoff } from '../../protocol/index.js';
 import { parseRetryAfter, verdict } from '../../src/client/answers.js';
-import { Backoff } from '../../src/client/backoff.js';
 import { connectDaemon, type Daemon, type DaemonOptions } from '../../src/client/daemon.js';
 import { type Report, Reporter } from '../../src/client/reporter.js';
 import { stopAfterEach } from '../helpers/cleanup.js';

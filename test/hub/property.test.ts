@@ -7,10 +7,15 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ClientInbound, DaemonInbound, RuntimeInfoSchema } from '../../hub/protocol.js';
+import {
+  ClientInbound,
+  DaemonInbound,
+  DaemonRequest,
+  Request,
+  RuntimeInfo,
+} from '../../protocol/index.js';
 import { HeartbeatResponse, RenewResponse } from '../../src/http/schemas.js';
 import type { SwitchboardNode } from '../../src/node.js';
-import { DaemonRequest, Request } from '../../stores/domain.js';
 import {
   api,
   clientToken,
@@ -91,10 +96,10 @@ const ClientOutbound = z.discriminatedUnion('type', [
     type: z.literal('snapshot'),
     runtime: z.string().min(1),
     requests: z.array(Request.strict()),
-    runtime_info: RuntimeInfoSchema.strict(),
+    runtime_info: RuntimeInfo.strict(),
   }),
   z.strictObject({ type: z.literal('request'), request: Request.strict() }),
-  z.strictObject({ type: z.literal('runtime'), runtime_info: RuntimeInfoSchema.strict() }),
+  z.strictObject({ type: z.literal('runtime'), runtime_info: RuntimeInfo.strict() }),
   ErrorFrame.extend({ code: z.enum(['invalid_message', 'store_unavailable']) }),
 ]);
 

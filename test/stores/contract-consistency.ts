@@ -6,7 +6,8 @@
  * backend, with the harness of contract.ts.
  */
 import { describe, expect, it } from 'vitest';
-import type { CreateRequestBody, RuntimeRef } from '../../stores/domain.js';
+import type { CreateRequestBody } from '../../protocol/index.js';
+import type { RuntimeRef } from '../../stores/domain.js';
 import { runtimeKeys, sweepBucketOf } from '../../stores/keys.js';
 import type { RequestStore, StoreSettings } from '../../stores/store.js';
 import { contractStore, rejects, type StoreHarness } from './contract.js';

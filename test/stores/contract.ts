@@ -4,8 +4,9 @@
  * clock, so every timeout is tested deterministically, not by sleeping.
  */
 import { describe, expect, it } from 'vitest';
-import { type CreateRequestBody, type RuntimeRef, toApiRequest } from '../../stores/domain.js';
-import { StoreError, type StoreErrorCode } from '../../stores/errors.js';
+import type { CreateRequestBody, StoreErrorCode } from '../../protocol/index.js';
+import { type RuntimeRef, toApiRequest } from '../../stores/domain.js';
+import { StoreError } from '../../stores/errors.js';
 import { sweepBucketOf } from '../../stores/keys.js';
 import type { RequestStore, StoreSettings } from '../../stores/store.js';
 

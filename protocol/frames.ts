@@ -1,7 +1,8 @@
 /**
- * Wire protocol v1 (DESIGN.md section 4): every websocket frame as a zod schema, frames
- * as discriminated unions on `type`, types derived. Inbound frames are parsed with
- * `safeParse` at the socket edge; past it, handlers trust their types.
+ * Wire protocol v1 (DESIGN.md section 4): every websocket frame, both directions, as a
+ * zod schema discriminated on `type`, types derived. The hub parses inbound frames with
+ * `parseFrame` at the socket edge and builds outbound ones to these types; the SDKs
+ * read outbound frames as these types.
  */
 import { z } from 'zod';
 import {
@@ -9,22 +10,23 @@ import {
   ErrorInfo,
   ID_PATTERN,
   JsonValue,
-  type Request,
+  Request,
   RuntimeId,
-} from '../stores/domain.js';
-
-export const CLOSE = {
-  normal: 1000,
-  goingAway: 1001,
-  policyViolation: 1008,
-  tooBig: 1009,
-  serviceRestart: 1012,
-  /** The peer does not read: its unsent buffer passed MAX_SOCKET_BUFFER_BYTES. */
-  tryAgainLater: 1013,
-} as const;
+  RuntimeInfo,
+} from './api.js';
 
 const Id = z.string().min(1).max(128);
 const Epoch = z.number().int().min(0);
+
+/** Either socket, server -> peer. A refused or failed subscribe names what it was for. */
+export const ErrorFrame = z.object({
+  type: z.literal('error'),
+  code: z.string(),
+  message: z.string(),
+  runtime: z.string().optional(),
+  requests: z.array(z.string()).optional(),
+});
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
 
 // daemon -> server
 export const ReadyFrame = z.strictObject({
@@ -48,43 +50,65 @@ export const ResultFrame = z.union([
     error: ErrorInfo,
   }),
 ]);
+export type ResultFrame = z.infer<typeof ResultFrame>;
 export const DaemonInbound = z.union([ReadyFrame, RenewFrame, ResultFrame]);
 export type DaemonInbound = z.infer<typeof DaemonInbound>;
-export type ResultFrame = z.infer<typeof ResultFrame>;
 
 // server -> daemon
-export type DaemonOutbound =
-  | {
-      type: 'hello';
-      node_id: string;
-      connection_id: string;
-      heartbeat_interval_ms: number;
-      lease_ms: number;
-      max_payload_bytes: number;
-    }
-  | { type: 'request'; request: DaemonRequest }
-  | { type: 'renewed'; id: string; epoch: number; lease_expires_at: string }
-  | { type: 'lease_lost'; id: string; epoch: number }
-  | { type: 'ack'; id: string; epoch: number }
-  | {
-      type: 'nack';
-      id: string;
-      epoch: number;
-      code: 'lease_lost' | 'store_unavailable' | 'invalid_message';
-      retry: boolean;
-    }
-  | { type: 'cancel'; id: string; epoch: number }
-  | { type: 'drain'; reason: string }
-  | ErrorFrame;
-
-export interface ErrorFrame {
-  type: 'error';
-  code: string;
-  message: string;
-  /** A refused or failed subscribe names what it was for, so the client can redo it. */
-  runtime?: string;
-  requests?: string[];
-}
+export const HelloFrame = z.object({
+  type: z.literal('hello'),
+  node_id: z.string(),
+  connection_id: z.string(),
+  heartbeat_interval_ms: z.number().int(),
+  lease_ms: z.number().int(),
+  max_payload_bytes: z.number().int(),
+});
+export const RequestFrame = z.object({ type: z.literal('request'), request: DaemonRequest });
+export const RenewedFrame = z.object({
+  type: z.literal('renewed'),
+  id: z.string(),
+  epoch: z.number().int(),
+  lease_expires_at: z.string(),
+});
+export const LeaseLostFrame = z.object({
+  type: z.literal('lease_lost'),
+  id: z.string(),
+  epoch: z.number().int(),
+});
+export const AckFrame = z.object({
+  type: z.literal('ack'),
+  id: z.string(),
+  epoch: z.number().int(),
+});
+export const NackFrame = z.object({
+  type: z.literal('nack'),
+  id: z.string(),
+  epoch: z.number().int(),
+  code: z.enum(['lease_lost', 'store_unavailable', 'invalid_message']),
+  /** True when the same report may succeed later (store_unavailable). */
+  retry: z.boolean(),
+});
+export const CancelFrame = z.object({
+  type: z.literal('cancel'),
+  id: z.string(),
+  epoch: z.number().int(),
+});
+export const DrainFrame = z.object({ type: z.literal('drain'), reason: z.string() });
+export const DaemonOutbound = z.discriminatedUnion('type', [
+  HelloFrame,
+  RequestFrame,
+  RenewedFrame,
+  LeaseLostFrame,
+  AckFrame,
+  NackFrame,
+  CancelFrame,
+  DrainFrame,
+  ErrorFrame,
+]);
+export type DaemonOutbound = z.infer<typeof DaemonOutbound>;
+export type HelloFrame = z.infer<typeof HelloFrame>;
+/** The hub's answers to a `result` frame. */
+export type ReportAnswer = z.infer<typeof AckFrame> | z.infer<typeof NackFrame>;
 
 // daemon HTTP heartbeat (POST /v1/daemon/heartbeat): the polling fallback's body and answer
 /** Most leases one heartbeat may renew. */
@@ -140,32 +164,21 @@ export const ClientInbound = z.discriminatedUnion('type', [
 export type ClientInbound = z.infer<typeof ClientInbound>;
 
 // server -> client
-export const RuntimeInfoSchema = z.object({
-  id: z.string(),
-  online: z.boolean(),
-  last_seen_at: z.string().nullable(),
-  connections: z.array(
-    z.object({
-      connection_id: z.string(),
-      node_id: z.string(),
-      capacity: z.number(),
-      in_flight: z.number(),
-      connected_at: z.string(),
-    }),
-  ),
-  pending: z.number(),
-  running: z.number(),
+export const SnapshotFrame = z.object({
+  type: z.literal('snapshot'),
+  runtime: z.string(),
+  requests: z.array(Request),
+  runtime_info: RuntimeInfo,
 });
-export type ClientOutbound =
-  | {
-      type: 'snapshot';
-      runtime: string;
-      requests: Request[];
-      runtime_info: z.infer<typeof RuntimeInfoSchema>;
-    }
-  | { type: 'request'; request: Request }
-  | { type: 'runtime'; runtime_info: z.infer<typeof RuntimeInfoSchema> }
-  | ErrorFrame;
+export const RequestUpdateFrame = z.object({ type: z.literal('request'), request: Request });
+export const RuntimeFrame = z.object({ type: z.literal('runtime'), runtime_info: RuntimeInfo });
+export const ClientOutbound = z.discriminatedUnion('type', [
+  SnapshotFrame,
+  RequestUpdateFrame,
+  RuntimeFrame,
+  ErrorFrame,
+]);
+export type ClientOutbound = z.infer<typeof ClientOutbound>;
 
 /** Parses one text frame: JSON first, then the schema. Never throws. */
 export function parseFrame<T>(
