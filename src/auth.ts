@@ -9,7 +9,7 @@
  * const token = await auth.sign({ sub: 'ci', ws: 'acme', role: 'daemon', rt: 'laptop' }, '30d');
  * const principal = await auth.verify(token); // { sub, workspace, role, runtime }
  */
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import { RuntimeId, WorkspaceId } from '../protocol/index.js';
@@ -56,16 +56,27 @@ export class AuthError extends Error {
 
 const unauthorized = (): AuthError => new AuthError('missing, invalid or expired token');
 
+/** Verified tokens remembered (until their `exp`), oldest dropped first. */
+export const VERIFIED_CACHE_SIZE = 10_000;
+
 export class Auth {
-  /** A KeyObject, so jose does not import the raw secret again at every verify. */
-  readonly #key: KeyObject;
+  /**
+   * A CryptoKey imported once: jose uses it as it is, where a KeyObject or raw bytes are
+   * exported and imported again on every verify (about 3 times the cost).
+   */
+  readonly #key: Promise<webcrypto.CryptoKey>;
+  /** token -> who it is and until when (ms): a token seen again skips the HMAC. */
+  readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
 
   constructor(secret: string) {
     const bytes = Buffer.from(secret, 'utf8');
-    this.#key = createSecretKey(bytes);
     if (bytes.byteLength < MIN_SECRET_BYTES) {
       throw new Error(`the token secret must be at least ${MIN_SECRET_BYTES} bytes`);
     }
+    this.#key = webcrypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
   }
 
   /**
@@ -88,14 +99,19 @@ export class Auth {
       .setSubject(sub)
       .setIssuedAt()
       .setExpirationTime(exp)
-      .sign(this.#key);
+      .sign(await this.#key);
   }
 
   /** Verifies a token; rejects `AuthError` whatever is wrong with it. */
   async verify(token: string): Promise<Principal> {
+    const known = this.#verified.get(token);
+    if (known) {
+      if (Date.now() < known.expiresAt) return known.principal;
+      this.#verified.delete(token);
+    }
     let payload: unknown;
     try {
-      ({ payload } = await jwtVerify(token, this.#key, {
+      ({ payload } = await jwtVerify(token, await this.#key, {
         algorithms: [ALG],
         requiredClaims: ['exp', 'sub'],
         clockTolerance: CLOCK_TOLERANCE_S,
@@ -106,8 +122,21 @@ export class Auth {
     const claims = TokenClaims.safeParse(payload);
     if (!claims.success) throw unauthorized();
     const { sub, ws, role, rt } = claims.data;
-    if (role === 'daemon') return { sub, workspace: ws, role, runtime: rt as string };
-    return { sub, workspace: ws, role };
+    const principal: Principal =
+      role === 'daemon'
+        ? { sub, workspace: ws, role, runtime: rt as string }
+        : { sub, workspace: ws, role };
+    this.#remember(token, principal, (payload as { exp: number }).exp * 1000);
+    return principal;
+  }
+
+  /** Remembers a verified token until its `exp` (without the clock tolerance). */
+  #remember(token: string, principal: Principal, expiresAt: number): void {
+    if (this.#verified.size >= VERIFIED_CACHE_SIZE) {
+      const oldest = this.#verified.keys().next().value;
+      if (oldest !== undefined) this.#verified.delete(oldest);
+    }
+    this.#verified.set(token, { principal: Object.freeze(principal), expiresAt });
   }
 }
 

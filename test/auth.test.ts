@@ -1,7 +1,13 @@
 /** Tokens: round trip, and every way a token can be wrong answers the same 401. */
 import { SignJWT, UnsecuredJWT } from 'jose';
-import { describe, expect, it } from 'vitest';
-import { Auth, AuthError, bearerToken, singleAuthorization } from '../src/auth.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  Auth,
+  AuthError,
+  bearerToken,
+  singleAuthorization,
+  VERIFIED_CACHE_SIZE,
+} from '../src/auth.js';
 import { toHttpError } from '../src/http/errors.js';
 import { rawHeaderValues } from '../src/http/raw-headers.js';
 
@@ -26,6 +32,34 @@ describe('Auth', () => {
       workspace: 'acme',
       role: 'daemon',
       runtime: 'laptop',
+    });
+  });
+
+  describe('remembering verified tokens', () => {
+    afterEach(() => vi.useRealTimers());
+
+    it('answers a token seen before without a new verify, and only until its exp', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const fresh = new Auth(SECRET);
+      const token = await fresh.sign({ sub: 'a', ws: 'w', role: 'client' }, 60);
+      const first = await fresh.verify(token);
+      expect(await fresh.verify(token)).toBe(first);
+      // Past exp and the clock tolerance: a remembered token must not outlive its exp.
+      vi.setSystemTime(Date.now() + 66_000);
+      const err = await fresh.verify(token).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuthError);
+    });
+
+    it('keeps at most VERIFIED_CACHE_SIZE tokens, and a dropped one still verifies', async () => {
+      const fresh = new Auth(SECRET);
+      const first = await fresh.sign({ sub: 's0', ws: 'w', role: 'client' }, 600);
+      const p0 = await fresh.verify(first);
+      for (let i = 1; i <= VERIFIED_CACHE_SIZE; i++) {
+        await fresh.verify(await fresh.sign({ sub: `s${i}`, ws: 'w', role: 'client' }, 600));
+      }
+      const again = await fresh.verify(first);
+      expect(again).toEqual(p0);
+      expect(again).not.toBe(p0); // verified anew: the oldest was dropped
     });
   });
 
