@@ -122,8 +122,9 @@ const DAEMON_USAGE = `usage: switchboard daemon --url U --token T [--capacity N]
   --token      a daemon token (or SWITCHBOARD_TOKEN); mint one with
                'switchboard token --role daemon --workspace W --runtime R'
   --capacity   most requests handled at once (default 1)
-  --handlers   a JS/TS module whose default export (or export 'handlers') maps a request
+  --handlers   a JS module whose default export (or export 'handlers') maps a request
                kind to an async function (payload, ctx) => result; '*' handles any kind
+               (a .ts module needs a TypeScript loader in the node, e.g. --import tsx)
   --echo       answer every request with its own payload, for trying things out`;
 
 async function daemon(argv: string[]): Promise<void> {

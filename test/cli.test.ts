@@ -1,20 +1,24 @@
 /**
- * The `switchboard` command, spawned for real (`node bin/switchboard.js ...`) against a
+ * The `switchboard` command, spawned for real from its sources (`node --import tsx
+ * src/cli.ts ...`; test/package/pack.test.ts runs the compiled, installed one) against a
  * real node in this process: minting tokens the node accepts, usage errors (exit 2),
  * and running a daemon (echo, or a handlers module) that completes requests created
  * over HTTP and exits 0 on SIGTERM.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SwitchboardNode } from '../src/node.js';
 import { api, clientToken, SECRET, startTestNode } from './helpers/node.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = path.join(ROOT, 'bin', 'switchboard.js');
+const CLI = path.join(ROOT, 'src', 'cli.ts');
+/** tsx's loader by URL: some runs start in a temporary directory, where `tsx` resolves to nothing. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 const children = new Set<ChildProcess>();
 
@@ -34,7 +38,7 @@ function cli(
   delete env.SWITCHBOARD_URL;
   delete env.SWITCHBOARD_TOKEN;
   delete env.REDIS_URL;
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Auth } from '../auth.js';
 import { clusterNodeEnv, REDIS_SERVER_ARGS } from './env.js';
@@ -94,11 +95,19 @@ run(
 );
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
+// The CLI next to this module: src/cli.ts when run through tsx (whose loader is in
+// execArgv, so the children get it too), dist/src/cli.js when run compiled.
+const cli = fileURLToPath(
+  new URL(`../cli${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+);
 const urls: string[] = [];
 for (let i = 1; i <= nodes; i++) {
   const port = basePort + i - 1;
   const env = clusterNodeEnv(i, { port, host: '127.0.0.1', redisUrl, secret });
-  run(`hub-${i}`, process.execPath, ['bin/switchboard.js', 'serve'], { ...process.env, ...env });
+  run(`hub-${i}`, process.execPath, [...process.execArgv, cli, 'serve'], {
+    ...process.env,
+    ...env,
+  });
   urls.push(`http://127.0.0.1:${port}`);
 }
 try {
@@ -118,6 +127,6 @@ process.stdout.write(
     urls.map((u, i) => `  hub-${i + 1}  ${u}\n`).join('') +
     `\nHUB_SECRET=${secret}\nclient token (workspace "dev"):\n  ${client}\n` +
     `daemon token (runtime "demo"):\n  ${daemon}\n\n` +
-    `try: node bin/switchboard.js daemon ${urls.map((u) => `--url ${u}`).join(' ')} --token <daemon token> --echo\n` +
+    `try: npx switchboard daemon ${urls.map((u) => `--url ${u}`).join(' ')} --token <daemon token> --echo\n` +
     'Ctrl-C stops everything.\n\n',
 );

@@ -5,17 +5,33 @@
  *   GET /                   the dashboard page (never cached: it may hold the dev token,
  *                           and holds it only for a local Host, see `isLocalHost`)
  *   GET /ui/app.js          its script          GET /ui/style.css   its styles
- *   GET /client/browser.js  the browser client as an ES module, importable cross-origin
+ *   GET /client/browser.js  the browser client as an ES module, importable cross-origin;
+ *                           revalidated each use (strong ETag, 304 on If-None-Match)
+ *   GET /client/browser.<hash>.js(.map)  the same module (its source map) by content
+ *                           hash, cached for a year; the dashboard imports this one. An
+ *                           unknown hash (another version, mid-deploy) redirects to
+ *                           /client/browser.js
  */
 import { type Context, Hono } from 'hono';
-import { etag } from 'hono/etag';
+import { etag, RETAINED_304_HEADERS } from 'hono/etag';
 import { SECURITY_HEADERS } from '../http/edge.js';
 import { headerValues } from '../http/raw-headers.js';
-import { browserClientJs, dashboardFile, dashboardHtml } from './assets.js';
+import {
+  type BrowserClient,
+  browserClient,
+  browserClientPath,
+  dashboardFile,
+  dashboardHtml,
+  dashboardScript,
+} from './assets.js';
 
 const JS = 'text/javascript; charset=utf-8';
 const CSS = 'text/css; charset=utf-8';
 const HTML = 'text/html; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** `browser.<16 hex>.js` or its `.map`. */
+const HASHED_CLIENT = /^browser\.([0-9a-f]{16})\.js(\.map)?$/;
 
 /** The page loads only its own files and talks only to this origin (HTTP and websocket). */
 const PAGE_POLICY = [
@@ -36,7 +52,11 @@ export interface UiOptions {
 export function uiRoutes(opts: UiOptions = {}): Hono {
   const routes = new Hono();
   routes.use('/ui/*', etag());
-  routes.use('/client/*', etag());
+  // A 304 keeps the CORS header, or a cross-origin revalidation would fail.
+  routes.use(
+    '/client/*',
+    etag({ retainedHeaders: [...RETAINED_304_HEADERS, 'access-control-allow-origin'] }),
+  );
 
   routes.get('/', async (c) => {
     const token =
@@ -51,23 +71,53 @@ export function uiRoutes(opts: UiOptions = {}): Hono {
     });
   });
 
-  routes.get('/ui/app.js', async (c) => c.body(await dashboardFile('app.js'), 200, asset(JS)));
+  routes.get('/ui/app.js', async (c) => c.body(await dashboardScript(), 200, asset(JS)));
   routes.get('/ui/style.css', async (c) =>
     c.body(await dashboardFile('style.css'), 200, asset(CSS)),
   );
-  routes.get('/client/browser.js', async (c) =>
-    c.body(await browserClientJs(), 200, {
-      ...asset(JS),
-      // Pages on other origins may `import` the client from the hub.
-      'access-control-allow-origin': '*',
-    }),
-  );
+  routes.get('/client/browser.js', async (c) => {
+    const client = await browserClient();
+    return c.body(client.code, 200, clientHeaders(client, 'no-cache'));
+  });
+  routes.get('/client/:file', async (c) => {
+    const match = HASHED_CLIENT.exec(c.req.param('file'));
+    if (!match) return c.notFound();
+    const client = await browserClient();
+    if (match[1] !== client.hash) {
+      if (match[2]) return c.notFound();
+      return c.body(null, 302, {
+        location: '/client/browser.js',
+        'cache-control': 'no-store',
+        'access-control-allow-origin': '*',
+        ...SECURITY_HEADERS,
+      });
+    }
+    if (match[2]) {
+      return c.body(client.map, 200, {
+        ...asset(JSON_TYPE),
+        'cache-control': IMMUTABLE,
+        'access-control-allow-origin': '*',
+      });
+    }
+    return c.body(client.code, 200, clientHeaders(client, IMMUTABLE));
+  });
 
   return routes;
 }
 
 function asset(contentType: string): Record<string, string> {
   return { 'content-type': contentType, 'cache-control': 'no-cache', ...SECURITY_HEADERS };
+}
+
+/** The client's headers: pages on other origins may `import` it from the hub. */
+function clientHeaders(client: BrowserClient, cacheControl: string): Record<string, string> {
+  return {
+    ...asset(JS),
+    'cache-control': cacheControl,
+    etag: client.etag,
+    sourcemap: `${browserClientPath(client)}.map`,
+    'access-control-allow-origin': '*',
+  };
 }
 
 /** localhost, 127.0.0.1 or [::1], any port: the names a rebinding attacker cannot use. */

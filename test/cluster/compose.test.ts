@@ -91,4 +91,36 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^CMD \["serve"\]$/m);
     expect((dockerfile.match(/^FROM /gm) ?? []).length).toBeGreaterThanOrEqual(2);
   });
+
+  it('runs the compiled bin, built from the lock file, with no build tools in the image', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+      bin: Record<string, string>;
+      files: string[];
+    };
+    const bin = (pkg.bin.switchboard ?? '').replace(/^\.\//, '');
+    const stages = readFileSync('Dockerfile', 'utf8')
+      .split(/^(?=FROM )/m)
+      .filter((stage) => stage.startsWith('FROM '));
+    const runtime = stages.at(-1) ?? '';
+    const entrypoint = /^ENTRYPOINT (.+)$/m.exec(runtime)?.[1];
+    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', bin]);
+    // The runtime stage gets package.json, production node_modules and the built files.
+    const copies = [...runtime.matchAll(/^COPY (.+)$/gm)].map((m) => m[1]);
+    expect(copies).toEqual([
+      'package.json ./',
+      '--from=deps /app/node_modules ./node_modules',
+      '--from=build /app/dist ./dist',
+    ]);
+    expect(pkg.files).toEqual(['dist']);
+    expect(bin.startsWith('dist/')).toBe(true);
+    expect(runtime).not.toMatch(/^RUN /m);
+    // Every install is `npm ci` (the lock file, exactly); production deps skip dev tools.
+    const installs = [...stages.join('').matchAll(/^RUN (npm .+)$/gm)].map((m) => m[1] as string);
+    expect(installs.filter((c) => /^npm (install|i) /.test(c))).toEqual([]);
+    expect(installs).toContain('npm run build');
+    const deps = stages.find((stage) => /^FROM \S+ AS deps$/m.test(stage)) ?? '';
+    expect(deps).toMatch(/^RUN npm ci --omit=dev .*--ignore-scripts/m);
+    // The example daemon's health check looks for the process the image runs.
+    expect(compose.services.daemon?.healthcheck?.test.join(' ')).toContain(`${bin} daemon`);
+  });
 });

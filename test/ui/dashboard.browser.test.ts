@@ -99,11 +99,23 @@ describe('dashboard in Chromium', () => {
     it('sends a request from the form, shows its result live, and shows a daemon leaving', async () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 820 } });
       const errors = watchErrors(page);
+      const scripts: string[] = [];
+      page.on('request', (r) => {
+        if (r.resourceType() === 'script') scripts.push(new URL(r.url()).pathname);
+      });
       await page.goto(node.url);
       expect(
         await page.locator('meta[name="switchboard-token"]').count(),
         'startNode({ devClientToken }) hands the token to the page',
       ).toBe(1);
+
+      // The page imports the client by its content hash (cached for good), not by the
+      // revalidated /client/browser.js.
+      await page.locator('[data-testid="connection"][data-mode="live"]').waitFor();
+      expect(scripts).toEqual([
+        '/ui/app.js',
+        expect.stringMatching(/^\/client\/browser\.[0-9a-f]{16}\.js$/),
+      ]);
 
       const runtime = (id: string, online: boolean) =>
         page.locator(`[data-testid="runtime"][data-runtime="${id}"][data-online="${online}"]`);
