@@ -145,7 +145,11 @@ describe('npm pack', () => {
     expect(paths).toContain('dist/stores/redis/lua/includes/common.lua');
     expect(paths).toContain('dist/src/ui/index.html');
     expect(paths.filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts'))).toEqual([]);
-    expect(paths.filter((p) => !p.startsWith('dist/'))).toEqual(['README.md', 'package.json']);
+    expect(paths.filter((p) => !p.startsWith('dist/')).sort()).toEqual([
+      'CHANGELOG.md',
+      'README.md',
+      'package.json',
+    ]);
     expect(paths.some((p) => p.startsWith('dist/test/') || p.startsWith('dist/bench/'))).toBe(
       false,
     );
