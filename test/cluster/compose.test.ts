@@ -111,7 +111,7 @@ describe('docker-compose.yml', () => {
       '--from=deps /app/node_modules ./node_modules',
       '--from=build /app/dist ./dist',
     ]);
-    expect(pkg.files).toEqual(['dist']);
+    expect(pkg.files).toEqual(['dist', 'CHANGELOG.md']);
     expect(bin.startsWith('dist/')).toBe(true);
     expect(runtime).not.toMatch(/^RUN /m);
     // Every install is `npm ci` (the lock file, exactly); production deps skip dev tools.
