@@ -13,7 +13,6 @@
  */
 import type { Logger } from 'pino';
 import { type RequestRecord, type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
-import { isStoreError } from '../stores/errors.js';
 import { type RuntimeKeys, runtimeKeys } from '../stores/keys.js';
 import type { RequestStore, UpdateHint } from '../stores/store.js';
 import { DAEMON_MODES, type DaemonConnection, SEND } from './daemon-conn.js';
@@ -173,7 +172,6 @@ export class Dispatcher {
       });
       if (claimed.length === 0) return;
       this.deps.metrics.claims.inc({ path }, claimed.length);
-      this.deps.metrics.transitions.inc({ status: 'running' }, claimed.length);
       for (const record of claimed) void this.#deliver(local, conn, record);
     }
   }
@@ -285,7 +283,6 @@ export class Dispatcher {
   }
 
   #storeFailure(err: unknown, what: string): void {
-    if (isStoreError(err, 'store_unavailable')) this.deps.metrics.storeErrors.inc();
     this.deps.logger.warn({ err, what }, 'dispatch step failed; the sweep will retry');
   }
 }

@@ -53,10 +53,7 @@ export class Sweeper {
   async #sweepRuntime(rt: RuntimeRef): Promise<void> {
     const { store, metrics } = this.deps;
     const out = await store.expire(rt);
-    if (out.timedOut.length) {
-      metrics.sweeps.inc({ change: 'timeout' }, out.timedOut.length);
-      metrics.transitions.inc({ status: 'timeout' }, out.timedOut.length);
-    }
+    if (out.timedOut.length) metrics.sweeps.inc({ change: 'timeout' }, out.timedOut.length);
     if (out.requeued.length) metrics.sweeps.inc({ change: 'requeue' }, out.requeued.length);
     if (out.staleConnections > 0) {
       await this.deps.relay.publish(

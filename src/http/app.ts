@@ -77,7 +77,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const httpError = toHttpError(err);
-    if (httpError.code === 'store_unavailable') hub.noteStoreError();
     if (httpError.status >= 500) {
       const log = c.get('log') ?? deps.logger;
       log.error({ err, code: httpError.code }, 'request failed');

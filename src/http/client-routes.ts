@@ -36,7 +36,6 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
       createdBy: c.get('principal').sub,
       idempotencyKey,
     });
-    if (created) hub.noteTransitions([request]);
     return c.json(toApiRequest(request), created ? 201 : 200);
   });
 
@@ -46,7 +45,6 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const records = await hub.store.createBatch(rt, body.requests, {
       createdBy: c.get('principal').sub,
     });
-    hub.noteTransitions(records);
     return c.json({ requests: records.map(toApiRequest) }, 201);
   });
 
@@ -75,7 +73,6 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const id = requestIdParam(c);
     if (id === undefined) throw noSuchRequest();
     const record = await hub.store.cancel(rt, id, reason);
-    hub.noteTransitions([record]);
     return c.json(toApiRequest(record));
   });
 
@@ -84,7 +81,6 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const id = requestIdParam(c);
     if (id === undefined) throw noSuchRequest();
     const record = await hub.store.retry(rt, id, { createdBy: c.get('principal').sub });
-    hub.noteTransitions([record]);
     return c.json(toApiRequest(record), 201);
   });
 

@@ -8,17 +8,10 @@ import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
 
 export interface HubApi {
+  /** The store as the hub fronts it: transitions and store errors are counted there. */
   readonly store: RequestStore;
   /** True once the node is shutting down: every /v1 route answers 503 `draining`. */
   readonly draining: boolean;
-  /**
-   * Counts transitions for metrics, by each record's new status; call after each
-   * successful store create/createBatch/cancel/retry with the records it returned. An
-   * idempotent replay of a create is not reported.
-   */
-  noteTransitions(records: RequestRecord[]): void;
-  /** Counts an HTTP call that failed because the store was unavailable (metrics). */
-  noteStoreError(): void;
   /** The record once terminal, or as it is after `waitMs`; null when it does not exist. */
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null>;
   heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse>;

@@ -1,9 +1,10 @@
 /**
- * The HTTP app in process: a stub HubApi over a real MemoryStore (waitForTerminal is a
- * plain get, heartbeat renews then claims), tokens for two workspaces, and a `call`
- * helper around hono's `app.request`.
+ * The HTTP app in process: a stub HubApi over a real MemoryStore behind the hub's
+ * instrumented wrapper (waitForTerminal is a plain get, heartbeat renews then claims),
+ * tokens for two workspaces, and a `call` helper around hono's `app.request`.
  */
 import { pino } from 'pino';
+import { InstrumentedStore } from '../../hub/instrumented-store.js';
 import { Auth } from '../../src/auth.js';
 import { loadConfig } from '../../src/config.js';
 import { type AppDeps, createApp } from '../../src/http/app.js';
@@ -17,16 +18,20 @@ export const MAX_PAYLOAD_BYTES = 4096;
 
 export class StubHub implements HubApi {
   draining = false;
-  readonly noted: RequestRecord[] = [];
+  /** The new status of each transition the routes made, in order. */
+  readonly noted: string[] = [];
   storeErrors = 0;
-  constructor(readonly store: MemoryStore) {}
-
-  noteStoreError(): void {
-    this.storeErrors++;
-  }
-
-  noteTransitions(records: RequestRecord[]): void {
-    this.noted.push(...records);
+  /** The MemoryStore behind the hub's own wrapper, so counting is the hub's. */
+  readonly store: InstrumentedStore;
+  constructor(memory: MemoryStore) {
+    this.store = new InstrumentedStore(memory, {
+      transition: (status, n) => {
+        for (let i = 0; i < n; i++) this.noted.push(status);
+      },
+      unavailable: () => {
+        this.storeErrors++;
+      },
+    });
   }
   waitForTerminal(rt: RuntimeRef, id: string): Promise<RequestRecord | null> {
     return this.store.get(rt, id);

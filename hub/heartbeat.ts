@@ -1,0 +1,62 @@
+/**
+ * The HTTP heartbeat (POST /v1/daemon/heartbeat), the fallback for a daemon without a
+ * socket: liveness first (it never waits on work), then its leases, then claims for the
+ * capacity it declares. A draining node records liveness and renews, but claims nothing.
+ */
+import type { HeartbeatBody, HeartbeatResponse } from '../protocol/index.js';
+import { type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
+import { isStoreError } from '../stores/errors.js';
+import type { RequestStore } from '../stores/store.js';
+import type { HubMetrics } from './metrics.js';
+import { type HubSettings, presenceTtl } from './settings.js';
+
+export interface HeartbeatDeps {
+  store: RequestStore;
+  metrics: HubMetrics;
+  settings: HubSettings;
+  draining: () => boolean;
+}
+
+type Lease = HeartbeatResponse['leases'][number];
+
+export async function httpHeartbeat(
+  deps: HeartbeatDeps,
+  rt: RuntimeRef,
+  daemonSub: string,
+  body: HeartbeatBody,
+): Promise<HeartbeatResponse> {
+  const { store, settings } = deps;
+  await store.recordHeartbeat(rt, presenceTtl(settings));
+  const leases = await Promise.all(body.leases.map((l) => renewLease(store, rt, l.id, l.epoch)));
+  const claimed =
+    body.max > 0 && !deps.draining()
+      ? await store.claim(rt, {
+          connectionId: `http:${daemonSub}`,
+          nodeId: settings.nodeId,
+          max: body.max,
+        })
+      : [];
+  if (claimed.length) deps.metrics.claims.inc({ path: 'heartbeat' }, claimed.length);
+  return {
+    requests: claimed.map(toDaemonRequest),
+    leases,
+    heartbeat_interval_ms: settings.heartbeatIntervalMs,
+  };
+}
+
+/** One lease: renewed, or refused (lost, gone); a store outage fails the whole heartbeat. */
+async function renewLease(
+  store: RequestStore,
+  rt: RuntimeRef,
+  id: string,
+  epoch: number,
+): Promise<Lease> {
+  try {
+    const r = await store.renew(rt, id, epoch);
+    const at = r.lease_expires_at === null ? null : new Date(r.lease_expires_at).toISOString();
+    return { id, epoch, ok: true, lease_expires_at: at };
+  } catch (err) {
+    if (isStoreError(err, 'store_unavailable')) throw err;
+    return { id, epoch, ok: false, lease_expires_at: null };
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The daemon sockets' heartbeat round on this node: each socket is visited once per
+ * HEARTBEAT_INTERVAL_MS, at its own phase, in slices of one timer tick each (about
+ * HEARTBEAT_TICK_MS, at least MIN_HEARTBEAT_SLICES a round), so no tick issues more
+ * than a small share of the presence scripts on the connection claims ride on. A visit
+ * terminates a socket that left a ping unanswered for two intervals, sheds one whose
+ * peer stopped reading, and pings and refreshes the presence of the rest. It also owns
+ * the presence writes outside the round: a socket's first (announced) one, and its
+ * removal when it closes.
+ */
+import type { Logger } from 'pino';
+import type { RuntimeRef } from '../stores/domain.js';
+import { workspacePresenceChannel } from '../stores/keys.js';
+import type { RequestStore } from '../stores/store.js';
+import { DAEMON_MODES, type DaemonConnection } from './daemon-conn.js';
+import type { Relay } from './relay.js';
+import { type HubSettings, presenceTtl } from './settings.js';
+import { shed } from './socket-limits.js';
+
+export const MIN_HEARTBEAT_SLICES = 20;
+const HEARTBEAT_TICK_MS = 25;
+
+export interface PresenceDeps {
+  store: RequestStore;
+  relay: Relay;
+  settings: HubSettings;
+  logger: Logger;
+  /** The daemon sockets on this node, as of now. */
+  connections: () => DaemonConnection[];
+}
+
+export class PresenceLoop {
+  #timer: NodeJS.Timeout | null = null;
+  /** The round: the sockets as of its start, and the slice due next. */
+  #round: DaemonConnection[] = [];
+  #slice = 0;
+  readonly #slices: number;
+
+  constructor(private readonly deps: PresenceDeps) {
+    this.#slices = Math.max(
+      MIN_HEARTBEAT_SLICES,
+      Math.round(deps.settings.heartbeatIntervalMs / HEARTBEAT_TICK_MS),
+    );
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    const every = Math.max(1, Math.floor(this.deps.settings.heartbeatIntervalMs / this.#slices));
+    this.#timer = setInterval(() => this.#tick(), every);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** A socket became ready: its presence, announced to the workspace's watchers. */
+  opened(conn: DaemonConnection): Promise<void> {
+    return this.#refresh(conn, true);
+  }
+
+  /** A socket closed: its presence goes, and the workspace hears of it. */
+  closed(conn: DaemonConnection): Promise<void> {
+    return this.deps.store
+      .removeConnection(conn.rt, conn.id)
+      .then(() => this.announce(conn.rt))
+      .catch((err) => this.deps.logger.warn({ err }, 'could not remove connection presence'));
+  }
+
+  announce(rt: RuntimeRef): Promise<void> {
+    return this.deps.relay.publish(
+      workspacePresenceChannel(this.deps.store.settings.prefix, rt.workspace),
+      rt.runtime,
+    );
+  }
+
+  #tick(): void {
+    const { settings } = this.deps;
+    if (this.#slice === 0) this.#round = this.deps.connections();
+    const n = this.#round.length;
+    const from = Math.floor((this.#slice * n) / this.#slices);
+    const to = Math.floor(((this.#slice + 1) * n) / this.#slices);
+    this.#slice = (this.#slice + 1) % this.#slices;
+    const now = Date.now();
+    // A visit's timing drifts by up to a tick between rounds.
+    const slack = settings.heartbeatIntervalMs / this.#slices;
+    for (let i = from; i < to; i++) {
+      const conn = this.#round[i] as DaemonConnection;
+      if (conn.mode === DAEMON_MODES.closed) continue;
+      // Counted from a ping, never from the daemon's last frame: a socket the node has
+      // not pinged yet (a stall, a late first visit) is not silent, only unasked.
+      if (conn.pingedAt <= conn.lastHeard) conn.unansweredSince = now;
+      else if (now - conn.unansweredSince >= 2 * settings.heartbeatIntervalMs - slack) {
+        // After this turn's socket reads, so a pong that waited behind a stall counts.
+        setImmediate(terminateIfSilent, conn);
+        continue;
+      }
+      if (!conn.open) continue;
+      // Backed up past half the cap with no progress over a whole interval: its peer
+      // does not read (pushes stopped at half the cap, so a reader always drains).
+      const buffered = conn.ws.bufferedAmount;
+      const stuck = buffered > settings.maxSocketBufferBytes / 2 && buffered >= conn.lastBuffered;
+      conn.lastBuffered = buffered;
+      if (stuck) {
+        shed(conn.ws);
+        continue;
+      }
+      conn.ws.ping();
+      conn.pingedAt = now;
+      if (conn.mode === DAEMON_MODES.ready) void this.#refresh(conn, false);
+    }
+  }
+
+  async #refresh(conn: DaemonConnection, announce: boolean): Promise<void> {
+    try {
+      await this.deps.store.upsertConnection(
+        conn.rt,
+        {
+          connection_id: conn.id,
+          node_id: this.deps.settings.nodeId,
+          capacity: conn.capacity,
+          in_flight: conn.inFlight.size,
+          connected_at: conn.connectedAt,
+        },
+        presenceTtl(this.deps.settings),
+      );
+      if (announce) await this.announce(conn.rt);
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'could not refresh connection presence');
+    }
+  }
+}
+
+/** The watchdog's verdict, after pending socket reads: no pong since the last ping. */
+function terminateIfSilent(conn: DaemonConnection): void {
+  if (conn.pingedAt > conn.lastHeard && conn.mode !== DAEMON_MODES.closed) conn.ws.terminate();
+}
