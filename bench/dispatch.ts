@@ -5,7 +5,10 @@
  *  2. end-to-end throughput: create on A, push to a daemon of capacity 64 on B, result,
  *     a client websocket on C sees it completed;
  *  3. the heartbeat-only path: a daemon with no socket polling every 50 ms.
- * Usage: npm run bench:dispatch [-- --n 10000 --throughput 20000]
+ * Usage: npm run bench:dispatch [-- --n 10000 --throughput 20000 --only throughput
+ *        --profile DIR]
+ * --only runs one of push, throughput, heartbeat; --profile DIR writes each node's CPU
+ * profile there (node --cpu-prof; the nodes are stopped by SIGTERM so they write it).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
@@ -19,6 +22,8 @@ const { values } = parseArgs({
     n: { type: 'string', default: '10000' },
     throughput: { type: 'string', default: '20000' },
     heartbeat: { type: 'string', default: '300' },
+    only: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -39,7 +44,10 @@ async function startNode(
   nodeId: string,
 ): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  const profile = values.profile
+    ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${nodeId}.cpuprofile`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/cli.ts', 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -48,6 +56,7 @@ async function startNode(
       REDIS_URL: redisUrl,
       HUB_SECRET: SECRET,
       LOG_LEVEL: 'warn',
+      SHUTDOWN_GRACE_MS: '1000',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -264,11 +273,16 @@ try {
   for (const n of [a, b, c]) if (n) nodes.push(n.child);
   const client = await auth.sign({ sub: 'c', ws: 'bench', role: 'client' }, '1h');
   console.log(`3 node processes + redis-server on ${redis.url}; node ${process.version}`);
-  await pushLatency(a!.url, b!.url, client);
-  await throughput(a!.url, b!.url, c!.url, client);
-  await heartbeatPath(a!.url, b!.url, client);
+  const run = (part: string) => values.only === undefined || values.only === part;
+  if (run('push')) await pushLatency(a!.url, b!.url, client);
+  if (run('throughput')) await throughput(a!.url, b!.url, c!.url, client);
+  if (run('heartbeat')) await heartbeatPath(a!.url, b!.url, client);
 } finally {
-  for (const child of nodes) child.kill('SIGKILL');
+  // SIGTERM lets a profiled node write its profile on the way out.
+  const exits = nodes.map((child) => new Promise((resolve) => child.once('exit', resolve)));
+  for (const child of nodes) child.kill(values.profile ? 'SIGTERM' : 'SIGKILL');
+  await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))]);
+  for (const child of nodes) if (child.exitCode === null) child.kill('SIGKILL');
   await redis.close();
   process.exit(0);
 }

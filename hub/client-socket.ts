@@ -28,8 +28,8 @@ import {
   parseFrame,
 } from '../protocol/index.js';
 import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
+import { parseHint } from '../stores/hints.js';
 import { runtimeKeys, workspacePresenceChannel } from '../stores/keys.js';
-import type { UpdateHint } from '../stores/store.js';
 import type { SocketHost as Hub } from './host.js';
 import { RELAY_TIMEOUT_MS } from './relay.js';
 import { BadFrames, sendBounded } from './socket-limits.js';
@@ -353,14 +353,11 @@ function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: s
     sub.buffered.push(message);
     return;
   }
-  let hint: UpdateHint;
-  try {
-    hint = JSON.parse(message) as UpdateHint;
-  } catch {
-    return;
-  }
-  if (sub.ids && !sub.ids.has(hint.id)) return;
-  void forward(ws, state, sub.rt, hint.id);
+  const hint = parseHint(message);
+  if (!hint || (sub.ids && !sub.ids.has(hint.id))) return;
+  // The hint's own record, when it carries one, is the state to send: no read.
+  if (hint.record) sendIfChanged(ws, state, hint.record);
+  else void forward(ws, state, sub.rt, hint.id);
 }
 
 async function forward(

@@ -13,8 +13,9 @@
  */
 import type { Logger } from 'pino';
 import { type RequestRecord, type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
+import { parseHint, type UpdateHint } from '../stores/hints.js';
 import { type RuntimeKeys, runtimeKeys } from '../stores/keys.js';
-import type { RequestStore, UpdateHint } from '../stores/store.js';
+import type { RequestStore } from '../stores/store.js';
 import { DAEMON_MODES, type DaemonConnection, SEND } from './daemon-conn.js';
 import type { ClaimPath, HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
@@ -235,13 +236,8 @@ export class Dispatcher {
   }
 
   #onUpdate(local: LocalRuntime, message: string): void {
-    let hint: UpdateHint;
-    try {
-      hint = JSON.parse(message) as UpdateHint;
-    } catch {
-      return;
-    }
-    this.#reconcile(local, hint);
+    const hint = parseHint(message, false);
+    if (hint) this.#reconcile(local, hint);
   }
 
   /**

@@ -4,6 +4,7 @@
  * wait is not missed. Answers as soon as the request is terminal, or after N ms with
  * its current state. Hints can be lost (the subscriber connection dropped): after the
  * relay reconnects, and every RECHECK_MS regardless, the waiter reads the record again.
+ * A terminal hint that carries its record (stores/hints.ts) is the answer, unread.
  *
  * Every wait answers by its deadline (DESIGN.md section 7): the subscription is awaited
  * for at most UNSUBSCRIBED_RECHECK_MS (not live: the waiter reads at once and then more
@@ -14,8 +15,9 @@
 import { TERMINAL } from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { StoreError } from '../stores/errors.js';
+import { parseHint } from '../stores/hints.js';
 import { runtimeKeys } from '../stores/keys.js';
-import type { RequestStore, UpdateHint } from '../stores/store.js';
+import type { RequestStore } from '../stores/store.js';
 import type { Relay } from './relay.js';
 
 const RECHECK_MS = 5_000;
@@ -40,14 +42,17 @@ export async function waitForTerminal(
     signalled = true;
     resume?.();
   };
+  // A terminal hint that carries its record is the answer: no read.
+  let hinted: RequestRecord | undefined;
   const channel = runtimeKeys(store.settings.prefix, rt).updates;
+  const quoted = `"${id}"`;
   const unsubscribe = relay.subscribe(channel, (m) => {
-    try {
-      const hint = JSON.parse(m) as UpdateHint;
-      if (hint.id === id && TERMINAL.has(hint.status)) signal();
-    } catch {
-      // not a hint
-    }
+    // Every hint of the runtime comes here: only this request's are decoded.
+    if (!m.includes(quoted)) return;
+    const hint = parseHint(m);
+    if (hint?.id !== id || !TERMINAL.has(hint.status)) return;
+    hinted = hint.record;
+    signal();
   });
   const offReconnect = relay.onReconnect(signal);
   abort?.addEventListener('abort', signal);
@@ -67,7 +72,8 @@ export async function waitForTerminal(
     }
     for (;;) {
       signalled = false;
-      const record = await boundedGet(store, rt, id, deadline - Date.now() + READ_GRACE_MS);
+      const record =
+        hinted ?? (await boundedGet(store, rt, id, deadline - Date.now() + READ_GRACE_MS));
       const left = deadline - Date.now();
       if (!record || TERMINAL.has(record.status) || left <= 0 || abort?.aborted) return record;
       if (signalled) continue;

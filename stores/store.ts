@@ -13,7 +13,7 @@
  *   claim; release gives the attempt back (the request never reached a daemon).
  * - A requeue resets the pending deadline to now + pending_timeout_ms.
  * - Terminal records are kept for `retentionMs` after finished_at, then removed.
- * - Every transition publishes an UpdateHint on the runtime's `updates` channel;
+ * - Every transition publishes an update hint (hints.ts) on the runtime's `updates` channel;
  *   create, release and requeue also publish on its `wake` channel.
  */
 
@@ -42,13 +42,6 @@ export const DEFAULT_STORE_SETTINGS: StoreSettings = {
   retentionMs: 3_600_000,
   idempotencyTtlMs: 86_400_000,
 };
-
-/** Published on a runtime's `updates` channel after every transition. A hint only. */
-export interface UpdateHint {
-  id: string;
-  status: Status;
-  epoch: number;
-}
 
 export interface CreateOptions {
   createdBy: string;

@@ -8,7 +8,7 @@ import type { CreateRequestBody } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../domain.js';
 import { newRequestId } from '../ids.js';
 import { type RuntimeKeys, runtimeKeys } from '../keys.js';
-import type { ConnectionPresence, StoreSettings, UpdateHint } from '../store.js';
+import type { ConnectionPresence, StoreSettings } from '../store.js';
 import { ZSet } from './zset.js';
 
 export interface IdempotencyEntry {
@@ -42,7 +42,8 @@ export interface Txn {
   readonly state: RuntimeState;
   readonly now: number;
   readonly retentionMs: number;
-  readonly hints: UpdateHint[];
+  /** Encoded update hints (hints.ts), each taken at its transition. */
+  readonly hints: string[];
   wake: boolean;
   readonly timedOut: string[];
   readonly requeued: string[];

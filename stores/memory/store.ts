@@ -277,7 +277,7 @@ export class MemoryStore implements RequestStore {
       return fn(tx);
     } finally {
       const { keys } = state;
-      for (const hint of tx.hints) this.bus.publish(keys.updates, JSON.stringify(hint));
+      for (const hint of tx.hints) this.bus.publish(keys.updates, hint);
       if (tx.wake) this.bus.publish(keys.wake, '1');
     }
   }

@@ -8,6 +8,7 @@
 import type { ErrorInfo } from '../../protocol/index.js';
 import type { RequestRecord } from '../domain.js';
 import { StoreError } from '../errors.js';
+import { encodeHint } from '../hints.js';
 import type { ClaimOptions, ListOptions, ListResult, Outcome } from '../store.js';
 import { copyRecord, type RuntimeState, type Txn } from './state.js';
 
@@ -17,7 +18,7 @@ function pendingScore(priority: number, requeued: boolean): number {
 }
 
 function noteUpdate(tx: Txn, r: RequestRecord): void {
-  tx.hints.push({ id: r.id, status: r.status, epoch: r.epoch });
+  tx.hints.push(encodeHint(r));
 }
 
 /** Store a new pending record (built by the caller, already complete). */

@@ -17,6 +17,7 @@ import {
   workspaceRuntimesKey,
 } from '../keys.js';
 import { runtimeInfo } from '../presence.js';
+import { decodeRecord } from '../record-fields.js';
 import {
   type ClaimOptions,
   type ConnectionPresence,
@@ -32,7 +33,6 @@ import {
 } from '../store.js';
 import { validateBodies } from '../validate.js';
 import { openRedis, type RedisConnection, type RedisTarget } from './connection.js';
-import { decodeRecord } from './decode.js';
 import { type CreateItem, createArgs, defineScripts, runScript, runtimeArgs } from './scripts.js';
 
 /** A runtime stays in its sweep bucket at least this long after a create touched it. */

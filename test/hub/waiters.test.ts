@@ -4,8 +4,11 @@
  * is already terminal, and by reading again for one that ends during the wait: it never
  * sits out its whole `wait_ms` waiting for the subscription.
  */
-import { expect, it } from 'vitest';
-import type { Relay } from '../../hub/relay.js';
+import { describe, expect, it, vi } from 'vitest';
+import { MemoryRelay, type Relay } from '../../hub/relay.js';
+import { waitForTerminal } from '../../hub/waiters.js';
+import { HINT_RECORD_BYTES } from '../../stores/hints.js';
+import { MemoryStore } from '../../stores/memory/store.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { api, clientToken, daemonToken, readyDaemon } from '../helpers/node.js';
 
@@ -69,4 +72,35 @@ it('answers a long-poll long before wait_ms when the subscription never becomes 
   });
   const answer = await waiting;
   expect(((await answer.json()) as { status: string }).status).toBe('completed');
+});
+
+describe('a long-poll answered by the terminal hint', () => {
+  it.each([
+    ['small', 'ok', 1],
+    ['too large to carry', 'x'.repeat(HINT_RECORD_BYTES), 2],
+  ])('reads the record once when the hint carries it (%s result)', async (_, result, reads) => {
+    const store = new MemoryStore();
+    const relay = new MemoryRelay(store.bus);
+    const rt = { workspace: 'acme', runtime: 'laptop' };
+    const { request } = await store.create(rt, { kind: 'k' }, { createdBy: 'c' });
+    const [claimed] = await store.claim(rt, { connectionId: 'c1', nodeId: 'n', max: 1 });
+    let gets = 0;
+    const counted = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'get') {
+          return (...args: Parameters<MemoryStore['get']>) => {
+            gets++;
+            return target.get(...args);
+          };
+        }
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const waiting = waitForTerminal(counted, relay, rt, request.id, 10_000);
+    // The waiter's first read finds it running; then the result lands.
+    await vi.waitFor(() => expect(gets).toBe(1));
+    await store.report(rt, request.id, claimed!.epoch, { status: 'completed', result });
+    expect(await waiting).toMatchObject({ id: request.id, status: 'completed' });
+    expect(gets).toBe(reads);
+  });
 });

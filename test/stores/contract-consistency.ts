@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CreateRequestBody } from '../../protocol/index.js';
-import type { RuntimeRef } from '../../stores/domain.js';
+import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
+import { HINT_RECORD_BYTES, parseHint } from '../../stores/hints.js';
 import { runtimeKeys, sweepBucketOf } from '../../stores/keys.js';
 import type { RequestStore, StoreSettings } from '../../stores/store.js';
 import { contractStore, rejects, type StoreHarness } from './contract.js';
@@ -239,11 +240,39 @@ export function storeConsistencyContract(h: ConsistencyHarness): void {
       expected.push(hint(e.id, 'failed', 1));
 
       await expect.poll(() => updates.messages.length).toBe(expected.length);
-      expect(updates.messages.map((m) => JSON.parse(m))).toEqual(expected);
+      const bare = (m: string) => {
+        const { id, status, epoch } = JSON.parse(m);
+        return { id, status, epoch };
+      };
+      expect(updates.messages.map(bare)).toEqual(expected);
       // On Redis Cluster each channel's subscriber may sit on another node: its messages
       // arrive over the cluster bus on their own schedule.
       await expect.poll(() => wake.messages.length).toBe(wakes);
       await wake.stop();
+      await updates.stop();
+    });
+
+    it('carries the record as the change left it, unless its values pass HINT_RECORD_BYTES', async () => {
+      const { store, create, claim } = await setup();
+      const updates = await h.listen(store, runtimeKeys(store.settings.prefix, RT).updates);
+      const sent: RequestRecord[] = [];
+      const a = await create();
+      sent.push(a);
+      const [running] = await claim();
+      sent.push(running as RequestRecord);
+      sent.push(await store.release(RT, a.id, 1));
+      sent.push(...(await claim()));
+      sent.push(await store.report(RT, a.id, 3, { status: 'completed', result: { ok: [1] } }));
+      const b = await create();
+      sent.push(b);
+      sent.push(await store.cancel(RT, b.id, 'no longer needed'));
+      sent.push(await store.retry(RT, b.id, { createdBy: BY }));
+      const big = await create({ payload: 'x'.repeat(HINT_RECORD_BYTES) });
+
+      await expect.poll(() => updates.messages.length).toBe(sent.length + 1);
+      const hints = updates.messages.map((m) => parseHint(m));
+      expect(hints.slice(0, -1).map((hint) => hint?.record)).toEqual(sent);
+      expect(hints.at(-1)).toEqual({ id: big.id, status: 'pending', epoch: 0 });
       await updates.stop();
     });
   });

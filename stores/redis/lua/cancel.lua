@@ -9,6 +9,5 @@ local status = settle(id)
 if not status then return E_NOT_FOUND end
 if TERMINAL[status] then return E_ALREADY_TERMINAL end
 local key = REC .. id
-finish(id, 'cancelled', redis.call('HGET', key, 'epoch'),
-  { 'error', cjson.encode({ code = 'cancelled', message = ARGV[7] }) })
-return redis.call('HGETALL', key)
+return finish(id, 'cancelled', redis.call('HGET', key, 'epoch'),
+  { 'error', cjson.encode({ code = 'cancelled', message = ARGV[7] }) }, true)

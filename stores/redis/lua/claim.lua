@@ -30,8 +30,7 @@ while #claimed < max do
       redis.call('ZREM', K_PENDING, id)
       redis.call('ZREM', K_DEADLINES, id)
       redis.call('ZADD', K_LEASES, NOW + lease_ms, id)
-      publish_update(id, 'running', epoch)
-      claimed[#claimed + 1] = redis.call('HGETALL', key)
+      claimed[#claimed + 1] = publish_record(id, 'running', epoch)
     elseif status == nil then
       -- An index entry without a record: drop it so it cannot block the queue.
       forget(id)

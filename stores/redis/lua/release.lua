@@ -11,5 +11,5 @@ if not status then return E_NOT_FOUND end
 local key = REC .. id
 local r = redis.call('HMGET', key, 'epoch', 'priority', 'pending_timeout_ms')
 if status ~= 'running' or r[1] ~= ARGV[7] then return E_LEASE_LOST end
-requeue(id, r[2], r[1], r[3], -1)
-return redis.call('HGETALL', key)
+local _, flat = requeue(id, r[2], r[1], r[3], -1, true)
+return flat

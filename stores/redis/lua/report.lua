@@ -14,10 +14,9 @@ local epoch = redis.call('HGET', key, 'epoch')
 if epoch ~= ARGV[7] then return E_LEASE_LOST end
 if status == 'running' then
   if outcome == 'completed' then
-    finish(id, 'completed', epoch, { 'result', ARGV[9] })
-  else
-    finish(id, 'failed', epoch, { 'error', ARGV[9] })
+    return finish(id, 'completed', epoch, { 'result', ARGV[9] }, true)
   end
+  return finish(id, 'failed', epoch, { 'error', ARGV[9] }, true)
 elseif status ~= outcome then
   if TERMINAL[status] then return E_ALREADY_TERMINAL end
   return E_LEASE_LOST

@@ -12,8 +12,8 @@ if status ~= 'failed' and status ~= 'timeout' and status ~= 'cancelled' then
 end
 local r = redis.call('HMGET', REC .. ARGV[6], 'workspace', 'runtime', 'kind', 'payload',
   'priority', 'max_attempts', 'pending_timeout_ms', 'lease_ms')
-insert({ id = ARGV[7], workspace = r[1], runtime = r[2], kind = r[3], payload = r[4],
+local flat = insert({ id = ARGV[7], workspace = r[1], runtime = r[2], kind = r[3], payload = r[4],
   priority = r[5], max_attempts = r[6], pending_timeout_ms = r[7], lease_ms = r[8],
   created_by = ARGV[8], retry_of = ARGV[6] })
 redis.call('PUBLISH', CH_WAKE, '1')
-return redis.call('HGETALL', REC .. ARGV[7])
+return flat

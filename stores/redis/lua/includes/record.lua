@@ -7,31 +7,54 @@ local function pending_score(priority, offset)
   return (9 - tonumber(priority)) * BAND + offset
 end
 
-local function publish_update(id, status, epoch)
-  redis.call('PUBLISH', CH_UPDATES,
-    cjson.encode({ id = id, status = status, epoch = tonumber(epoch) }))
+-- An update hint carries the record as it now is (its HGETALL list) when the caller
+-- has it and its values total at most HINT_RECORD_BYTES: a node that forwards it to a
+-- client or answers a long-poll with it need not read the record again.
+local HINT_RECORD_BYTES = 8192
+local function publish_update(id, status, epoch, flat)
+  local hint = { id = id, status = status, epoch = tonumber(epoch) }
+  if flat then
+    local size = 0
+    for i = 2, #flat, 2 do size = size + #flat[i] end
+    if size <= HINT_RECORD_BYTES then hint.record = flat end
+  end
+  redis.call('PUBLISH', CH_UPDATES, cjson.encode(hint))
+end
+
+-- The record of id as it now is, published with its hint and returned.
+local function publish_record(id, status, epoch)
+  local flat = redis.call('HGETALL', REC .. id)
+  publish_update(id, status, epoch, flat)
+  return flat
 end
 
 -- Insert a new pending record. f: {id, kind, payload, priority, max_attempts,
--- pending_timeout_ms, lease_ms, created_by, retry_of}
+-- pending_timeout_ms, lease_ms, created_by, retry_of}. Returns its fields (as HGETALL
+-- would, without reading them back).
 local function insert(f)
   local key = REC .. f.id
   local deadline = NOW + tonumber(f.pending_timeout_ms)
-  redis.call('HSET', key,
+  local flat = {
     'id', f.id, 'workspace', f.workspace, 'runtime', f.runtime, 'kind', f.kind,
     'payload', f.payload, 'status', 'pending', 'priority', f.priority,
-    'attempt', 0, 'max_attempts', f.max_attempts, 'epoch', 0, 'created_at', NOW,
-    'pending_deadline', deadline, 'lease_ms', f.lease_ms,
-    'pending_timeout_ms', f.pending_timeout_ms, 'created_by', f.created_by)
-  if f.retry_of ~= '' then redis.call('HSET', key, 'retry_of', f.retry_of) end
+    'attempt', '0', 'max_attempts', f.max_attempts, 'epoch', '0', 'created_at', tostring(NOW),
+    'pending_deadline', tostring(deadline), 'lease_ms', f.lease_ms,
+    'pending_timeout_ms', f.pending_timeout_ms, 'created_by', f.created_by }
+  if f.retry_of ~= '' then
+    flat[#flat + 1] = 'retry_of'
+    flat[#flat + 1] = f.retry_of
+  end
+  redis.call('HSET', key, unpack(flat))
   redis.call('ZADD', K_PENDING, pending_score(f.priority, NOW + 1), f.id)
   redis.call('ZADD', K_DEADLINES, deadline, f.id)
   redis.call('ZADD', K_IDS, 0, f.id)
-  publish_update(f.id, 'pending', 0)
+  publish_update(f.id, 'pending', 0, flat)
+  return flat
 end
 
 -- Move a pending or running record to a terminal status. extra: field/value list.
-local function finish(id, status, epoch, extra)
+-- with_record: read the record back, publish it with the hint and return it.
+local function finish(id, status, epoch, extra, with_record)
   local key = REC .. id
   redis.call('HSET', key, 'status', status, 'finished_at', NOW, unpack(extra))
   redis.call('HDEL', key, 'lease_expires_at', 'connection_id', 'node_id')
@@ -42,6 +65,7 @@ local function finish(id, status, epoch, extra)
   -- Redis drops the record by itself after retention (plus slack for clock steps);
   -- the sweeper trims the indexes.
   redis.call('PEXPIRE', key, RETENTION + 60000)
+  if with_record then return publish_record(id, status, epoch) end
   publish_update(id, status, epoch)
 end
 
@@ -52,7 +76,8 @@ end
 
 -- Running -> pending at the front of its priority, epoch + 1. attempt_delta: 0 for a
 -- lease-expiry requeue, -1 for a release (the attempt never reached a daemon).
-local function requeue(id, priority, epoch, pending_timeout_ms, attempt_delta)
+-- Returns the new epoch, and with with_record the record (published with the hint).
+local function requeue(id, priority, epoch, pending_timeout_ms, attempt_delta, with_record)
   local key = REC .. id
   local new_epoch = tonumber(epoch) + 1
   local deadline = NOW + tonumber(pending_timeout_ms)
@@ -63,9 +88,11 @@ local function requeue(id, priority, epoch, pending_timeout_ms, attempt_delta)
   redis.call('ZREM', K_LEASES, id)
   redis.call('ZADD', K_PENDING, pending_score(priority, 0), id)
   redis.call('ZADD', K_DEADLINES, deadline, id)
-  publish_update(id, 'pending', new_epoch)
+  local flat = nil
+  if with_record then flat = publish_record(id, 'pending', new_epoch)
+  else publish_update(id, 'pending', new_epoch) end
   redis.call('PUBLISH', CH_WAKE, '1')
-  return new_epoch
+  return new_epoch, flat
 end
 
 local function forget(id)
