@@ -7,10 +7,13 @@
  * hub acknowledges it (retrying on `nack` with `retry: true`, on network errors and on
  * HTTP calls that time out, across reconnects and nodes; stopping on `lease_lost`).
  *
- * This module owns the wire (sockets, polling, HTTP); the job table — attempts keyed by
- * (id, epoch), the local bound of `capacity` running handlers, renewal from receipt until
- * the report settles, stale pushes — is jobs.ts. The capacity declared to the hub is net
- * of what runs here off the current socket's books.
+ * This module owns the modes (daemon-modes.ts lists them and their moves): every change
+ * goes through `#setMode()`, which checks the move and does what entering the mode
+ * means. The wire (connection state, sockets, HTTP) is daemon-transport.ts; the job
+ * table — attempts keyed by (id, epoch), the local bound of `capacity` running
+ * handlers, renewal from receipt until the report settles, stale pushes — is jobs.ts;
+ * reporting until the hub settles a result is reporter.ts. The capacity declared to the
+ * hub is net of what runs here off the current socket's books.
  *
  * @example
  * const daemon = connectDaemon({
@@ -24,50 +27,37 @@
  * process.on('SIGTERM', () => void daemon.close());
  */
 import { EventEmitter } from 'node:events';
-import { WebSocket } from 'ws';
+import { Backoff, type DaemonRequest, type HelloFrame } from '../../protocol/index.js';
 import {
-  Backoff,
-  DaemonOutbound,
-  type DaemonRequest,
-  type HelloFrame,
-  parseFrame,
-} from '../../protocol/index.js';
-import { type HttpAnswer, parseRetryAfter, verdict } from './answers.js';
-import { type Handler, type Job, Jobs, type RenewAnswer } from './jobs.js';
+  assertDaemonMove,
+  type DaemonMode,
+  type DaemonState,
+  DAEMON_MODES as M,
+  PUBLIC_STATE,
+} from './daemon-modes.js';
+import { type DaemonOptions, type Settings, settings } from './daemon-options.js';
+import { type PollDeps, startPolling, stopPolling } from './daemon-polling.js';
+import {
+  adopt,
+  type Connection,
+  closeSockets,
+  type DaemonFrame,
+  type Link,
+  newConnection,
+  openSocket,
+  openWs,
+  post,
+  renewLease,
+  type SocketEvents,
+  sendFrame,
+} from './daemon-transport.js';
+import { type Job, Jobs } from './jobs.js';
 import { deliverable } from './outcome.js';
 import { type JobOutcome, type Report, Reporter } from './reporter.js';
 
-export type { Handler, HandlerContext } from './jobs.js';
-
-export interface DaemonOptions {
-  /** The hub's base URL (http or https), or several: tried in turn when one fails. */
-  url: string | string[];
-  /** A daemon token (`switchboard token --role daemon ...`). */
-  token: string;
-  /** Most handlers running at once. Default 1. */
-  capacity?: number;
-  /**
-   * Request kind -> handler. `'*'` handles any kind without its own handler; a kind
-   * with neither fails with `unknown_kind`.
-   */
-  handlers: Record<string, Handler>;
-  /** Heartbeat polling period while no socket is up. Default 1000 ms. */
-  pollIntervalMs?: number;
-  /** Failed socket attempts in a row before polling starts. Default 2. */
-  socketFailuresBeforePolling?: number;
-  /** Reconnect backoff. Default 250 ms doubling to 10 s, with full jitter. */
-  backoff?: { initialMs?: number; maxMs?: number };
-  /** How long `close()` waits for running handlers and their reports. Default 10 s. */
-  closeTimeoutMs?: number;
-  /**
-   * How long one HTTP call (heartbeat, result, renew) may take before it is given up and
-   * retried like a network error, so a half-open connection cannot stall polling or a
-   * report. Default 10 s.
-   */
-  httpTimeoutMs?: number;
-}
-
-export type DaemonState = 'connecting' | 'socket' | 'polling' | 'closing' | 'closed';
+export type { DaemonState } from './daemon-modes.js';
+export type { DaemonOptions } from './daemon-options.js';
+export type { Handler, HandlerContext } from './handler.js';
 
 interface DaemonEvents {
   state: [DaemonState];
@@ -77,75 +67,61 @@ interface DaemonEvents {
   error: [Error];
 }
 
-/** A connection that stayed up this long resets the backoff. */
-const STABLE_MS = 5_000;
-const DEFAULT_LEASE_MS = 30_000;
-
 export class Daemon extends EventEmitter<DaemonEvents> {
-  #state: DaemonState = 'connecting';
-  readonly #opts: Required<Omit<DaemonOptions, 'backoff' | 'url'>> & { urls: string[] };
+  #mode: DaemonMode = M.idle;
+  readonly #opts: Settings;
+  readonly #conn: Connection;
   readonly #jobs: Jobs;
-  readonly #backoff: Backoff;
   readonly #reporter: Reporter;
-  #urlIndex = 0;
-  #ws: WebSocket | null = null;
-  #generation = 0;
-  /** Generation of the socket in use (the one that said hello last). */
-  #current = -1;
-  #socketFailures = 0;
-  #upSince = 0;
-  #leaseMs = DEFAULT_LEASE_MS;
-  /** The hub's frame and body limit (from hello; 1 MiB until one arrives). */
-  #maxPayloadBytes = 1_048_576;
-  #reconnectTimer: NodeJS.Timeout | null = null;
-  #pollTimer: NodeJS.Timeout | null = null;
-  #polling = false;
-  /** The heartbeat under way, if any: its claims must run before close() ends. */
-  #beat: Promise<void> | null = null;
-  /** Every socket opened and not yet closed (the current one, one connecting, one draining). */
-  readonly #sockets = new Set<WebSocket>();
+  readonly #events: SocketEvents;
+  readonly #poll: PollDeps;
+  readonly #onError = (err: Error): void => void this.emit('error', err);
+  /** Settles when closing has run its course (mode closed). */
+  #drained: Promise<void> = Promise.resolve();
 
   constructor(options: DaemonOptions) {
     super();
-    this.#opts = {
-      urls: (Array.isArray(options.url) ? options.url : [options.url]).map((u) =>
-        u.replace(/\/+$/, ''),
-      ),
-      token: options.token,
-      capacity: options.capacity ?? 1,
-      handlers: options.handlers,
-      pollIntervalMs: options.pollIntervalMs ?? 1_000,
-      socketFailuresBeforePolling: options.socketFailuresBeforePolling ?? 2,
-      closeTimeoutMs: options.closeTimeoutMs ?? 10_000,
-      httpTimeoutMs: options.httpTimeoutMs ?? 10_000,
-    };
-    if (this.#opts.urls.length === 0) throw new TypeError('connectDaemon: url is required');
-    this.#backoff = new Backoff(
-      options.backoff?.initialMs ?? 250,
-      options.backoff?.maxMs ?? 10_000,
-    );
+    this.#opts = settings(options);
+    const { urls, token, httpTimeoutMs, backoff: b } = this.#opts;
+    const backoff = new Backoff(b.initialMs, b.maxMs);
+    const conn = newConnection(urls, token, httpTimeoutMs, backoff);
+    this.#conn = conn;
     this.#reporter = new Reporter({
-      http: (path, body) => this.#post(path, body),
-      socket: () => (this.#ws?.readyState === WebSocket.OPEN ? this.#ws : null),
-      backoff: this.#backoff,
+      http: (path, body) => post(conn, path, body),
+      socket: () => openWs(conn),
+      backoff,
     });
     this.#jobs = new Jobs({
       capacity: this.#opts.capacity,
       handlers: this.#opts.handlers,
-      current: () => this.#current,
-      leaseMs: () => this.#leaseMs,
-      renew: (job) => this.#renew(job),
+      current: () => conn.current,
+      leaseMs: () => conn.leaseMs,
+      renew: (job) => renewLease(conn, job.request.id, job.request.epoch, this.#onError),
       report: (job, outcome) => this.#report(job, outcome),
       booksChanged: () => this.#declareCapacity(),
       received: (request) => this.emit('request', request),
-      error: (err) => this.emit('error', err),
+      error: this.#onError,
     });
+    this.#events = {
+      hello: (link, frame) => this.#onHello(link, frame),
+      frame: (link, frame) => this.#onFrame(link, frame),
+      closed: (link, newest) => this.#onClosed(link, newest),
+      error: this.#onError,
+    };
+    this.#poll = {
+      conn,
+      jobs: this.#jobs,
+      capacity: this.#opts.capacity,
+      pollIntervalMs: this.#opts.pollIntervalMs,
+      declareCapacity: () => this.#declareCapacity(),
+      error: this.#onError,
+    };
     this.on('error', () => {}); // errors are informative; never crash the process
-    this.#connect();
+    this.#setMode(M.connecting);
   }
 
   get state(): DaemonState {
-    return this.#state;
+    return PUBLIC_STATE[this.#mode];
   }
 
   /**
@@ -161,11 +137,59 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    * reports, then aborts what is left and closes the connection.
    */
   async close(): Promise<void> {
-    if (this.#state === 'closing' || this.#state === 'closed') return;
-    this.#setState('closing');
-    this.#stopPolling();
-    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
-    this.#sendFrame({ type: 'ready', capacity: 0 });
+    if (this.#mode === M.closing || this.#mode === M.closed) return;
+    this.#setMode(M.closing);
+    await this.#drained;
+  }
+
+  // ---- the modes ----------------------------------------------------------------------
+
+  /** The one place the mode changes: checks the move, does the entry work, then emits. */
+  #setMode(next: DaemonMode): void {
+    const prev = this.#mode;
+    assertDaemonMove(prev, next);
+    this.#mode = next;
+    const conn = this.#conn;
+    switch (next) {
+      case M.connecting:
+        openSocket(conn, this.#events);
+        break;
+      case M.reconnecting:
+        this.#scheduleAttempt();
+        break;
+      case M.socket:
+        stopPolling(conn);
+        this.#cancelAttempt();
+        this.#declareCapacity();
+        this.#reporter.resend();
+        break;
+      case M.handover:
+        // The old socket stays until the new one says hello; results may still go
+        // through it meanwhile.
+        conn.urlIndex++;
+        openSocket(conn, this.#events);
+        break;
+      case M.polling:
+        startPolling(this.#poll);
+        this.#scheduleAttempt();
+        break;
+      case M.closing:
+        stopPolling(conn);
+        this.#cancelAttempt();
+        sendFrame(conn, { type: 'ready', capacity: 0 });
+        this.#drained = this.#drain();
+        break;
+      case M.closed:
+        this.#jobs.abortAll('daemon closed');
+        this.#reporter.stop();
+        closeSockets(conn, 'daemon closing');
+        break;
+    }
+    if (PUBLIC_STATE[next] !== PUBLIC_STATE[prev]) this.emit('state', PUBLIC_STATE[next]);
+  }
+
+  /** Closing: wait for the heartbeat under way, then until no job is left (or time is up). */
+  async #drain(): Promise<void> {
     const deadline = Date.now() + this.#opts.closeTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timeUp = new Promise<void>((r) => {
@@ -174,95 +198,50 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // A heartbeat under way may claim work, and a push may arrive before the hub has
     // read `ready 0`: wait until no job is left, not only for the jobs of this moment.
     // Its failure is the poll loop's to report, not close()'s to throw.
-    await Promise.race([this.#beat?.catch(() => {}), timeUp]);
+    await Promise.race([this.#conn.beat?.catch(() => {}), timeUp]);
     while (this.#jobs.size > 0 && Date.now() < deadline) {
       await Promise.race([Promise.all(this.#jobs.all().map((j) => j.done)), timeUp]);
     }
     clearTimeout(timer);
-    this.#jobs.abortAll('daemon closed');
-    this.#reporter.stop();
-    this.#setState('closed');
-    for (const ws of this.#sockets) ws.close(1000, 'daemon closing');
-    this.#ws = null;
+    this.#setMode(M.closed);
   }
 
-  // ---- the socket -------------------------------------------------------------------
-
-  #connect(): void {
-    if (this.#state === 'closing' || this.#state === 'closed') return;
-    const base = this.#opts.urls[this.#urlIndex % this.#opts.urls.length] as string;
-    const generation = ++this.#generation;
-    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/daemon/ws`, {
-      headers: { authorization: `Bearer ${this.#opts.token}` },
-      handshakeTimeout: 5_000,
-    });
-    this.#sockets.add(ws);
-    let helloSeen = false;
-    let lastHeard = Date.now();
-    let heartbeatMs = 15_000;
-    // The hub pings every heartbeat interval; silence for three means a dead path.
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastHeard > 3 * heartbeatMs) ws.terminate();
-    }, 1_000);
-    watchdog.unref();
-    ws.on('ping', () => {
-      lastHeard = Date.now();
-    });
-    ws.on('message', (data) => {
-      lastHeard = Date.now();
-      // Frames are checked against the protocol: one this SDK does not know (a newer
-      // hub's) or a malformed one is ignored, never half-handled.
-      const parsed = parseFrame(DaemonOutbound, data.toString());
-      if (!parsed.ok) return;
-      const frame = parsed.frame;
-      if (frame.type === 'hello') {
-        helloSeen = true;
-        heartbeatMs = frame.heartbeat_interval_ms || heartbeatMs;
-        this.#maxPayloadBytes = frame.max_payload_bytes || this.#maxPayloadBytes;
-        this.#adopt(ws, generation, frame.lease_ms);
-      } else {
-        this.#onFrame(ws, generation, frame);
-      }
-    });
-    ws.on('error', (err) => this.emit('error', err));
-    ws.on('close', () => {
-      clearInterval(watchdog);
-      this.#sockets.delete(ws);
-      if (this.#ws === ws) this.#ws = null;
-      this.#reporter.socketClosed(ws);
-      if (generation !== this.#generation) return; // replaced on purpose (drain)
-      if (helloSeen && Date.now() - this.#upSince > STABLE_MS) this.#backoff.reset();
-      if (!helloSeen) this.#socketFailures++;
-      this.#urlIndex++;
-      this.#scheduleReconnect();
-    });
+  /** The next socket attempt after the backoff (modes reconnecting and polling). */
+  #scheduleAttempt(): void {
+    if (this.#conn.reconnectTimer) return;
+    this.#conn.reconnectTimer = setTimeout(() => {
+      this.#conn.reconnectTimer = null;
+      if (this.#mode === M.reconnecting) this.#setMode(M.connecting);
+      else if (this.#mode === M.polling) openSocket(this.#conn, this.#events);
+    }, this.#conn.backoff.next());
   }
 
-  /** A new socket said hello: it becomes the current one; an older one is let go. */
-  #adopt(ws: WebSocket, generation: number, leaseMs: number): void {
-    if (this.#state === 'closed') {
-      ws.close(1000, 'daemon closed');
+  #cancelAttempt(): void {
+    if (this.#conn.reconnectTimer) clearTimeout(this.#conn.reconnectTimer);
+    this.#conn.reconnectTimer = null;
+  }
+
+  // ---- what the sockets say -------------------------------------------------------------
+
+  /** A socket said hello: it becomes the one in use; an older one is let go. */
+  #onHello(link: Link, frame: HelloFrame): void {
+    if (this.#mode === M.closed) {
+      link.ws.close(1000, 'daemon closed');
       return;
     }
-    const previous = this.#ws;
-    this.#ws = ws;
-    this.#current = generation;
-    this.#leaseMs = leaseMs > 0 ? leaseMs : DEFAULT_LEASE_MS;
-    this.#upSince = Date.now();
-    this.#socketFailures = 0;
-    this.#stopPolling();
-    if (this.#state !== 'closing') this.#setState('socket');
-    this.#declareCapacity();
-    this.#reporter.resend();
-    if (previous && previous !== ws) previous.close(1000, 'replaced');
+    const previous = adopt(link, frame.lease_ms);
+    // While closing, a new socket only carries the reports (no capacity is declared).
+    if (this.#mode === M.closing) this.#reporter.resend();
+    else this.#setMode(M.socket);
+    previous?.close(1000, 'replaced');
   }
 
-  #onFrame(ws: WebSocket, generation: number, frame: Exclude<DaemonOutbound, HelloFrame>): void {
+  #onFrame(link: Link, frame: DaemonFrame): void {
     switch (frame.type) {
       case 'request':
         // While closing a late push still runs (close() waits for it); once closed, the
         // lease brings it back to the hub.
-        if (this.#state !== 'closed') this.#jobs.receive(frame.request, generation);
+        if (this.#mode !== M.closed) this.#jobs.receive(frame.request, link.generation);
         return;
       case 'renewed':
         this.#jobs.renewed(frame.id, frame.epoch);
@@ -276,26 +255,26 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.#jobs.lose(frame.id, frame.epoch, frame.type);
         return;
       case 'drain':
-        // Reconnect at once (to the next URL); the old socket stays until the new one
-        // says hello, and results may still go through it meanwhile.
-        if (this.#ws === ws) {
-          this.#urlIndex++;
-          this.#connect();
-        }
+        if (link.ws !== this.#conn.ws) return;
+        // Reconnect at once, to the next URL. While closing no socket is opened, but
+        // reports that fall back to HTTP go elsewhere; in the other modes a new socket
+        // is already on its way.
+        if (this.#mode === M.socket) this.#setMode(M.handover);
+        else if (this.#mode === M.closing) this.#conn.urlIndex++;
         return;
       default:
         return; // error: informative
     }
   }
 
-  #scheduleReconnect(): void {
-    if (this.#state === 'closing' || this.#state === 'closed' || this.#reconnectTimer) return;
-    if (this.#socketFailures >= this.#opts.socketFailuresBeforePolling) this.#startPolling();
-    else if (this.#state === 'socket') this.#setState('connecting');
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = null;
-      this.#connect();
-    }, this.#backoff.next());
+  #onClosed(link: Link, newest: boolean): void {
+    this.#reporter.socketClosed(link.ws);
+    // Replaced on purpose (a drain), or closing: nothing to reconnect.
+    if (!newest || this.#mode === M.closing || this.#mode === M.closed) return;
+    if (this.#mode === M.polling) this.#scheduleAttempt();
+    else if (this.#conn.socketFailures >= this.#opts.socketFailuresBeforePolling) {
+      this.#setMode(M.polling);
+    } else this.#setMode(M.reconnecting);
   }
 
   /**
@@ -304,67 +283,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    * capacity declared here leaves room for them. Re-declared whenever that count changes.
    */
   #declareCapacity(): void {
-    if (this.#state === 'closing') return;
+    if (this.#mode === M.closing) return;
     const capacity = Math.max(0, this.#opts.capacity - this.#jobs.unbooked());
-    this.#sendFrame({ type: 'ready', capacity });
-  }
-
-  #sendFrame(frame: unknown): void {
-    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(frame));
-  }
-
-  // ---- polling (no socket) ------------------------------------------------------------
-
-  #startPolling(): void {
-    if (this.#polling) return;
-    this.#polling = true;
-    this.#setState('polling');
-    const tick = async () => {
-      this.#pollTimer = null;
-      if (!this.#polling) return;
-      try {
-        this.#beat = this.#heartbeat();
-        await this.#beat;
-        this.#pollTimer = setTimeout(tick, this.#opts.pollIntervalMs);
-      } catch (err) {
-        this.emit('error', err as Error);
-        this.#urlIndex++;
-        this.#pollTimer = setTimeout(
-          tick,
-          Math.max(this.#opts.pollIntervalMs, this.#backoff.peek()),
-        );
-      }
-    };
-    void tick();
-  }
-
-  #stopPolling(): void {
-    this.#polling = false;
-    if (this.#pollTimer) clearTimeout(this.#pollTimer);
-    this.#pollTimer = null;
-  }
-
-  async #heartbeat(): Promise<void> {
-    // Every attempt held, from receipt until its report settles (also one still waiting).
-    const held = this.#jobs.held();
-    const sentAt = Date.now();
-    const res = await this.#post('/v1/daemon/heartbeat', {
-      max: Math.max(0, this.#opts.capacity - this.#jobs.size),
-      leases: held.map((j) => ({ id: j.request.id, epoch: j.request.epoch })),
-    });
-    if (res.status !== 200) throw new Error(`heartbeat answered ${res.status}`);
-    const body = res.body as {
-      requests: DaemonRequest[];
-      leases: { id: string; epoch: number; ok: boolean }[];
-    };
-    for (const lease of body.leases) {
-      if (lease.ok) this.#jobs.renewed(lease.id, lease.epoch, sentAt);
-      else this.#jobs.lose(lease.id, lease.epoch, 'lease_lost');
-    }
-    // Claims made by this heartbeat run here even if a socket came up meanwhile; a
-    // socket that did declared its capacity before they existed: declare it again.
-    for (const request of body.requests) this.#jobs.receive(request, 0);
-    if (body.requests.length > 0) this.#declareCapacity();
+    sendFrame(this.#conn, { type: 'ready', capacity });
   }
 
   // ---- jobs: the wire side (the table is jobs.ts) -------------------------------------
@@ -372,57 +293,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Reports the attempt's outcome; its lease is renewed until the report settles. */
   async #report(job: Job, outcome: JobOutcome): Promise<void> {
     const { id, epoch } = job.request;
-    const report: Report = { id, epoch, ...deliverable(outcome, this.#maxPayloadBytes) };
+    const report: Report = { id, epoch, ...deliverable(outcome, this.#conn.maxPayloadBytes) };
     const accepted = await this.#reporter.report(report);
     this.emit('reported', { id, epoch, status: report.status, accepted });
-  }
-
-  /** One renewal: a frame on the socket (answered by `renewed`), else an HTTP call. */
-  async #renew(job: Job): Promise<RenewAnswer> {
-    const { id, epoch } = job.request;
-    if (this.#ws?.readyState === WebSocket.OPEN) {
-      this.#sendFrame({ type: 'renew', id, epoch });
-      return 'pending';
-    }
-    try {
-      const path = `/v1/daemon/requests/${encodeURIComponent(id)}/renew`;
-      const v = verdict(await this.#post(path, { epoch }));
-      return v.kind === 'ok' ? 'renewed' : v.kind === 'final' ? 'lost' : 'pending';
-    } catch (err) {
-      this.emit('error', err as Error); // try again next round
-      return 'pending';
-    }
-  }
-
-  // ---- plumbing -----------------------------------------------------------------------
-
-  async #post(path: string, body: unknown): Promise<HttpAnswer> {
-    const base = this.#opts.urls[this.#urlIndex % this.#opts.urls.length] as string;
-    const res = await fetch(`${base}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${this.#opts.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(this.#opts.httpTimeoutMs),
-    });
-    const text = await res.text();
-    let parsed: unknown = null;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON: the status says enough
-    }
-    if (res.status >= 500) this.#urlIndex++;
-    return {
-      status: res.status,
-      body: parsed,
-      retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
-    };
-  }
-
-  #setState(state: DaemonState): void {
-    if (this.#state === state) return;
-    this.#state = state;
-    this.emit('state', state);
   }
 }
 

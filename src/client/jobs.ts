@@ -1,8 +1,8 @@
 /**
  * The daemon's job table: attempts (a request at one epoch, keyed by (id, epoch)), the
  * local bound of `capacity` handlers running at once, lease renewal, and the highest
- * epoch seen per request. The wire (socket or HTTP) belongs to the daemon; this module
- * decides what runs, when, and what is renewed.
+ * epoch seen per request. The wire (socket or HTTP) belongs to the daemon (daemon.ts,
+ * daemon-transport.ts); this module decides what runs, when, and what is renewed.
  *
  * - Never more than `capacity` handlers run (started and not returned), whatever the hub
  *   pushes or a heartbeat claims: the hub frees a slot as soon as it sends `lease_lost`,
@@ -19,21 +19,8 @@
  */
 
 import type { DaemonRequest } from '../../protocol/index.js';
+import { type Handler, runHandler } from './handler.js';
 import { attemptKey, type JobOutcome } from './reporter.js';
-
-export interface HandlerContext {
-  id: string;
-  kind: string;
-  attempt: number;
-  epoch: number;
-  /**
-   * Fires on a `cancel` from the hub, a lost lease, a newer claim of the same request
-   * (this attempt is then dead), or `close()` running out of time.
-   */
-  signal: AbortSignal;
-}
-
-export type Handler = (payload: unknown, ctx: HandlerContext) => unknown;
 
 /** One attempt: a request at one epoch. */
 export interface Job {
@@ -272,29 +259,9 @@ export class Jobs {
 
   /** Runs the handler in the slot it holds; the outcome, or null when the attempt was lost. */
   async #run(job: Job): Promise<JobOutcome | null> {
-    const { request, controller } = job;
     try {
-      const handler = this.deps.handlers[request.kind] ?? this.deps.handlers['*'];
-      if (!handler) {
-        return {
-          status: 'failed',
-          error: { code: 'unknown_kind', message: `no handler for kind "${request.kind}"` },
-        };
-      }
-      const result = await handler(request.payload, {
-        id: request.id,
-        kind: request.kind,
-        attempt: request.attempt,
-        epoch: request.epoch,
-        signal: controller.signal,
-      });
-      return job.lost
-        ? null
-        : { status: 'completed', result: result === undefined ? null : result };
-    } catch (err) {
-      if (job.lost) return null;
-      const message = err instanceof Error ? err.message : String(err);
-      return { status: 'failed', error: { code: 'handler_error', message } };
+      const outcome = await runHandler(this.deps.handlers, job.request, job.controller.signal);
+      return job.lost ? null : outcome;
     } finally {
       this.#free();
     }
