@@ -95,11 +95,20 @@ export class DaemonConnection extends EventEmitter<{ mode: [DaemonMode, DaemonMo
    * sweep and the next result claim again once it has.
    */
   get free(): number {
+    return this.#freeWith(this.inFlight.size);
+  }
+
+  /** Free slots once the slot of `id` at `epoch` is given back (what its report may claim). */
+  freeAfter(id: string, epoch: number): number {
+    return this.#freeWith(this.inFlight.size - (this.inFlight.get(id) === epoch ? 1 : 0));
+  }
+
+  #freeWith(inFlight: number): number {
     if (this.mode !== DAEMON_MODES.ready || !this.open) return 0;
     const buffered = this.ws.bufferedAmount;
     if (buffered === 0) this.#backedUp = false;
     if (this.#backedUp || buffered >= this.limits.maxSocketBufferBytes / 2) return 0;
-    return Math.max(0, this.capacity - this.inFlight.size);
+    return Math.max(0, this.capacity - inFlight);
   }
 
   get open(): boolean {

@@ -210,8 +210,8 @@ async function renew(hub: Hub, conn: DaemonConnection, id: string, epoch: number
 async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
   const { id, epoch } = frame;
   try {
-    await hub.report(
-      conn.rt,
+    const settle = await hub.reportFromSocket(
+      conn,
       id,
       epoch,
       frame.status === 'completed'
@@ -219,7 +219,7 @@ async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
         : { status: 'failed', error: frame.error },
     );
     await conn.send({ type: 'ack', id, epoch });
-    hub.settled(conn, id, epoch);
+    settle();
   } catch (err) {
     const retry = isStoreError(err, 'store_unavailable');
     await conn.send({

@@ -30,11 +30,19 @@ interface LocalRuntime {
   unsubscribe: (() => void)[];
   pumping: Promise<void> | null;
   again: ClaimPath | null;
+  /** Wake-ups heard so far: a report that claimed sees whether one came meanwhile. */
+  wakes: number;
   /**
    * A claim may have run in Redis without its reply reaching us (the connection dropped
    * mid-call): the next pump first looks for such orphans.
    */
   suspect: boolean;
+}
+
+/** What a socket's report may claim, and the runtime's wake count before it ran. */
+export interface ReportTicket {
+  max: number;
+  wakes: number;
 }
 
 export interface DispatcherDeps {
@@ -65,10 +73,14 @@ export class Dispatcher {
         unsubscribe: [],
         pumping: null,
         again: null,
+        wakes: 0,
         suspect: false,
       };
       entry.unsubscribe.push(
-        this.deps.relay.subscribe(keys.wake, () => void this.pump(conn.rt, 'push')),
+        this.deps.relay.subscribe(keys.wake, () => {
+          entry.wakes++;
+          void this.pump(conn.rt, 'push');
+        }),
         this.deps.relay.subscribe(keys.updates, (m) => this.#onUpdate(entry, m)),
       );
       this.#runtimes.set(conn.tag, entry);
@@ -155,6 +167,45 @@ export class Dispatcher {
     if (conn.inFlight.get(id) !== epoch) return;
     conn.inFlight.delete(id);
     void this.pump(conn.rt, 'result');
+  }
+
+  /**
+   * A socket's result is about to be stored: the report may claim the slot it frees
+   * (when the socket could take one more), and `wakes` marks what was heard so far.
+   */
+  beforeReport(conn: DaemonConnection, id: string, epoch: number): ReportTicket {
+    const local = this.#runtimes.get(conn.tag);
+    return { max: Math.min(1, conn.freeAfter(id, epoch)), wakes: local?.wakes ?? 0 };
+  }
+
+  /**
+   * The report is acked: the slot is freed and what the report claimed is pushed. The
+   * queue is pumped only when the report did not look at it (it claimed nothing by
+   * design), or a wake-up came after it looked: otherwise the queue held nothing more
+   * for this slot when the report ran, and a claim now would find nothing either.
+   */
+  reported(
+    conn: DaemonConnection,
+    id: string,
+    epoch: number,
+    ticket: ReportTicket,
+    claimed: RequestRecord[],
+  ) {
+    if (conn.inFlight.get(id) === epoch) conn.inFlight.delete(id);
+    const local = this.#runtimes.get(conn.tag);
+    if (!local) return;
+    if (claimed.length) this.deps.metrics.claims.inc({ path: 'result' }, claimed.length);
+    for (const record of claimed) {
+      // An orphan adoption may have pushed it already (it reads running claims).
+      if (conn.inFlight.get(record.id) !== record.epoch) void this.#deliver(local, conn, record);
+    }
+    if (ticket.max === 0 || local.wakes !== ticket.wakes) void this.pump(conn.rt, 'result');
+  }
+
+  /** A report that was to claim failed unanswered: its claim may have run. */
+  reportLost(conn: DaemonConnection): void {
+    const local = this.#runtimes.get(conn.tag);
+    if (local) local.suspect = true;
   }
 
   /**

@@ -20,7 +20,16 @@ export interface SocketHost {
   clientOpened(): void;
   clientClosed(): void;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
-  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
-  /** The socket's report of `id` at `epoch` is settled (acked, or refused for good). */
+  /**
+   * Stores a socket's result, claiming the slot it frees in the same call. Resolves to
+   * the function to run once the ack is out: it frees the slot and pushes what came.
+   */
+  reportFromSocket(
+    conn: DaemonConnection,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+  ): Promise<() => void>;
+  /** The socket's report of `id` at `epoch` is refused for good: its slot is free. */
   settled(conn: DaemonConnection, id: string, epoch: number): void;
 }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
+import { isStoreError } from '../stores/errors.js';
 import { newRequestId } from '../stores/ids.js';
 import type { Outcome, RequestStore } from '../stores/store.js';
 import { attachClientSocket } from './client-socket.js';
@@ -175,9 +176,8 @@ export class Hub implements SocketHost {
   }
 
   /**
-   * Stores a daemon's result. Slots on this node's sockets are freed by the socket
-   * handler after its ack (`settled`), or by the update hint when the report came
-   * over HTTP or from another node.
+   * Stores a daemon's HTTP result. Slots on this node's sockets are freed by the update
+   * hint (the report came over HTTP or from another node).
    */
   async report(
     rt: RuntimeRef,
@@ -186,6 +186,25 @@ export class Hub implements SocketHost {
     outcome: Outcome,
   ): Promise<RequestRecord> {
     return this.store.report(rt, id, epoch, outcome);
+  }
+
+  async reportFromSocket(
+    conn: DaemonConnection,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+  ): Promise<() => void> {
+    const ticket = this.dispatcher.beforeReport(conn, id, epoch);
+    const next = { connectionId: conn.id, nodeId: this.settings.nodeId, max: ticket.max };
+    let claimed: RequestRecord[];
+    try {
+      ({ claimed } = await this.store.reportAndClaim(conn.rt, id, epoch, outcome, next));
+    } catch (err) {
+      if (ticket.max > 0 && isStoreError(err, 'store_unavailable'))
+        this.dispatcher.reportLost(conn);
+      throw err;
+    }
+    return () => this.dispatcher.reported(conn, id, epoch, ticket, claimed);
   }
 
   settled(conn: DaemonConnection, id: string, epoch: number): void {

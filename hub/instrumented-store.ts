@@ -19,6 +19,7 @@ import type {
   ListOptions,
   ListResult,
   Outcome,
+  ReportResult,
   RequestStore,
 } from '../stores/store.js';
 
@@ -92,6 +93,19 @@ export class InstrumentedStore implements RequestStore {
 
   async report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome) {
     return this.#moved(await this.#call(this.inner.report(rt, id, epoch, outcome)));
+  }
+
+  async reportAndClaim(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+    next?: ClaimOptions,
+  ): Promise<ReportResult> {
+    const out = await this.#call(this.inner.reportAndClaim(rt, id, epoch, outcome, next));
+    this.#moved(out.record);
+    if (out.claimed.length) this.counters.transition('running', out.claimed.length);
+    return out;
   }
 
   async cancel(rt: RuntimeRef, id: string, reason?: string): Promise<RequestRecord> {

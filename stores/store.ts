@@ -95,6 +95,11 @@ export interface ConnectionPresence extends ConnectionInfo {
   expires_at: number;
 }
 
+export interface ReportResult {
+  record: RequestRecord;
+  claimed: RequestRecord[];
+}
+
 export type Outcome =
   | { status: 'completed'; result: unknown }
   | { status: 'failed'; error: ErrorInfo };
@@ -127,6 +132,18 @@ export interface RequestStore {
    * acceptance rejects `already_terminal`; another epoch rejects `lease_lost`.
    */
   report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
+  /**
+   * `report`, then, in the same step, `claim` up to `next.max` for the reporting
+   * connection (the slot the result frees, filled without another call). A refused
+   * report claims nothing.
+   */
+  reportAndClaim(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+    next?: ClaimOptions,
+  ): Promise<ReportResult>;
   /** Pending or running -> cancelled. Rejects not_found / already_terminal. */
   cancel(rt: RuntimeRef, id: string, reason?: string): Promise<RequestRecord>;
   /** A failed, timed-out or cancelled request -> a new pending clone. */

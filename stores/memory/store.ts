@@ -25,6 +25,7 @@ import {
   type ListOptions,
   type ListResult,
   type Outcome,
+  type ReportResult,
   type RequestStore,
   type StoreSettings,
 } from '../store.js';
@@ -144,22 +145,30 @@ export class MemoryStore implements RequestStore {
     });
   }
 
-  async report(
+  async report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome) {
+    return (await this.reportAndClaim(rt, id, epoch, outcome)).record;
+  }
+
+  async reportAndClaim(
     rt: RuntimeRef,
     id: string,
     epoch: number,
     outcome: Outcome,
-  ): Promise<RequestRecord> {
+    next?: ClaimOptions,
+  ): Promise<ReportResult> {
     return this.#transact(rt, false, (tx) => {
       const r = step.requireRecord(tx, id);
       if (r.epoch !== epoch || r.status === 'pending') throw new StoreError('lease_lost');
       if (r.status === 'running') {
         step.finish(tx, r, step.outcomeToFinish(outcome));
-        return copyRecord(r);
+      } else if (r.status !== outcome.status) {
+        // Terminal at this epoch: only a repeat of the accepted report succeeds again.
+        throw new StoreError('already_terminal');
       }
-      // Terminal at this epoch: a repeat of the accepted report succeeds again.
-      if (r.status !== outcome.status) throw new StoreError('already_terminal');
-      return copyRecord(r);
+      const record = copyRecord(r);
+      if (!next || next.max <= 0) return { record, claimed: [] };
+      step.expireDue(tx);
+      return { record, claimed: step.claimUpTo(tx, next) };
     });
   }
 

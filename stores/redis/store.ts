@@ -28,6 +28,7 @@ import {
   type ListOptions,
   type ListResult,
   type Outcome,
+  type ReportResult,
   type RequestStore,
   type StoreSettings,
 } from '../store.js';
@@ -246,12 +247,28 @@ export class RedisStore implements RequestStore {
     return this.#record('renew', rt, [id, epoch]);
   }
 
-  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord> {
+  async report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome) {
+    return (await this.reportAndClaim(rt, id, epoch, outcome)).record;
+  }
+
+  async reportAndClaim(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+    next?: ClaimOptions,
+  ): Promise<ReportResult> {
     const body =
       outcome.status === 'completed'
         ? JSON.stringify(outcome.result ?? null)
         : JSON.stringify(outcome.error);
-    return this.#record('report', rt, [id, epoch, outcome.status, body]);
+    const claim = next && next.max > 0 ? [next.max, next.connectionId, next.nodeId] : [0, '', ''];
+    const extra = [id, epoch, outcome.status, body, ...claim];
+    const [record, claimed] = (await this.#run('report', runtimeArgs(this.#call(rt), extra))) as [
+      Flat,
+      Flat[],
+    ];
+    return { record: decodeRecord(record), claimed: claimed.map(decodeRecord) };
   }
 
   cancel(rt: RuntimeRef, id: string, reason = 'cancelled by client'): Promise<RequestRecord> {

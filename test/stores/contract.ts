@@ -214,6 +214,58 @@ export function storeContract(h: StoreHarness): void {
     });
   });
 
+  describe('report and claim', () => {
+    const done = { status: 'completed', result: 1 } as const;
+    const next = (max: number) => ({ connectionId: 'conn-2', nodeId: 'node-2', max });
+
+    it('stores the result and claims the next pending for the reporter, in one call', async () => {
+      const { store, create, claim } = await setup();
+      const a = await create();
+      const b = await create();
+      const c = await create();
+      const [held] = await claim(1);
+      const out = await store.reportAndClaim(RT, a.id, held!.epoch, done, next(1));
+      expect(out.record).toMatchObject({ id: a.id, status: 'completed', result: '1' });
+      expect(out.claimed).toEqual([
+        expect.objectContaining({
+          id: b.id,
+          status: 'running',
+          epoch: 1,
+          attempt: 1,
+          connection_id: 'conn-2',
+          node_id: 'node-2',
+        }),
+      ]);
+      expect(await store.get(RT, b.id)).toEqual(out.claimed[0]);
+      expect(await store.get(RT, c.id)).toMatchObject({ status: 'pending' });
+    });
+
+    it('claims nothing with max 0 or without next, and stops when the queue is empty', async () => {
+      const { store, create, claim } = await setup();
+      const ids = [(await create()).id, (await create()).id, (await create()).id];
+      const held = await claim(3);
+      const pending = await create();
+      const epochOf = (id: string) => held.find((r) => r.id === id)!.epoch;
+      expect((await store.reportAndClaim(RT, ids[0]!, epochOf(ids[0]!), done)).claimed).toEqual([]);
+      const zero = await store.reportAndClaim(RT, ids[1]!, epochOf(ids[1]!), done, next(0));
+      expect(zero.claimed).toEqual([]);
+      expect(await store.get(RT, pending.id)).toMatchObject({ status: 'pending' });
+      const more = await store.reportAndClaim(RT, ids[2]!, epochOf(ids[2]!), done, next(5));
+      expect(more.claimed.map((r) => r.id)).toEqual([pending.id]);
+    });
+
+    it('claims nothing when the report is refused', async () => {
+      const { store, create, claim } = await setup();
+      const a = await create();
+      const [held] = await claim(1);
+      const waiting = await create();
+      await rejects(store.reportAndClaim(RT, a.id, held!.epoch + 1, done, next(1)), 'lease_lost');
+      await store.cancel(RT, a.id);
+      await rejects(store.reportAndClaim(RT, a.id, held!.epoch, done, next(1)), 'already_terminal');
+      expect(await store.get(RT, waiting.id)).toMatchObject({ status: 'pending', epoch: 0 });
+    });
+  });
+
   describe('fencing', () => {
     it('rejects a stale epoch and changes nothing', async () => {
       const { store, create, claim, clock } = await setup({ leaseMs: 1_000 });
