@@ -141,7 +141,23 @@ export class Dispatcher {
     const due = all.filter((r) => r.suspect || [...r.conns].some((c) => c.free > 0));
     // A chunk at a time: a new request's claim never queues behind thousands of these.
     for (let i = 0; i < due.length; i += PUMP_ALL_CHUNK) {
-      await Promise.all(due.slice(i, i + PUMP_ALL_CHUNK).map((r) => this.pump(r.rt, path)));
+      await Promise.all(
+        due.slice(i, i + PUMP_ALL_CHUNK).map(async (r) => {
+          // The timer's look: a plain count first, so an idle runtime costs one read
+          // rather than a claim script (a suspect one is pumped: it must adopt orphans).
+          if (path === 'sweep' && !r.suspect && !(await this.#hasPending(r))) return;
+          await this.pump(r.rt, path);
+        }),
+      );
+    }
+  }
+
+  async #hasPending(local: LocalRuntime): Promise<boolean> {
+    try {
+      return (await this.deps.store.pendingCount(local.rt)) > 0;
+    } catch (err) {
+      this.#storeFailure(err, 'pending count');
+      return false;
     }
   }
 

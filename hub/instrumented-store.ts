@@ -143,6 +143,10 @@ export class InstrumentedStore implements RequestStore {
     return this.#call(this.inner.listRuntimes(workspace));
   }
 
+  pendingCount(rt: RuntimeRef): Promise<number> {
+    return this.#call(this.inner.pendingCount(rt));
+  }
+
   sweepCandidates(bucket: number): Promise<RuntimeRef[]> {
     return this.#call(this.inner.sweepCandidates(bucket));
   }

@@ -2,7 +2,8 @@
  * The sweeper: every interval, this node takes the sweep buckets it can lock and runs
  * the expire transition for each runtime in them (deadlines, leases, retention, stale
  * connections of dead nodes), then re-checks its own runtimes with free capacity for
- * pending work (the timer fallback for lost wake-ups). No leader: a bucket's lock
+ * pending work (the timer fallback for lost wake-ups: a pending count, then a claim only
+ * where something waits). No leader: a bucket's lock
  * lapses when its node dies and another node takes it.
  */
 import type { Logger } from 'pino';

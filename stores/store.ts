@@ -159,6 +159,11 @@ export interface RequestStore {
   getRuntime(rt: RuntimeRef): Promise<RuntimeInfo | null>;
   listRuntimes(workspace: string): Promise<RuntimeInfo[]>;
 
+  /**
+   * How many requests wait in the runtime's pending queue: one plain read, no expiry
+   * applied (the sweep's cheap look for work a lost wake-up left waiting).
+   */
+  pendingCount(rt: RuntimeRef): Promise<number>;
   /** Runtimes in a sweep bucket (ones that may have live or retained requests). */
   sweepCandidates(bucket: number): Promise<RuntimeRef[]>;
   /** Drop a runtime from its sweep bucket if it is idle and was not touched lately. */

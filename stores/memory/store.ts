@@ -237,6 +237,10 @@ export class MemoryStore implements RequestStore {
     return this.#table.candidates(bucket);
   }
 
+  async pendingCount(rt: RuntimeRef): Promise<number> {
+    return this.#table.find(rt)?.pending.size ?? 0;
+  }
+
   async forgetIfIdle(rt: RuntimeRef): Promise<boolean> {
     const now = this.#now();
     const touched = this.#table.lastTouched(rt);

@@ -411,6 +411,14 @@ export class RedisStore implements RequestStore {
     }
   }
 
+  async pendingCount(rt: RuntimeRef): Promise<number> {
+    try {
+      return await this.#redis.zcard(runtimeKeys(this.settings.prefix, rt).pending);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   async forgetIfIdle(rt: RuntimeRef): Promise<boolean> {
     const { info, retained } = await this.#info(rt);
     if (info.pending + info.running + retained > 0) return false;

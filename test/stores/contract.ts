@@ -214,6 +214,19 @@ export function storeContract(h: StoreHarness): void {
     });
   });
 
+  describe('pending count', () => {
+    it('counts the pending queue of a runtime, and 0 for one never seen', async () => {
+      const { store, create, claim } = await setup();
+      expect(await store.pendingCount(RT)).toBe(0);
+      await create();
+      await create();
+      expect(await store.pendingCount(RT)).toBe(2);
+      await claim(1);
+      expect(await store.pendingCount(RT)).toBe(1);
+      expect(await store.pendingCount({ workspace: 'acme', runtime: 'never-seen' })).toBe(0);
+    });
+  });
+
   describe('report and claim', () => {
     const done = { status: 'completed', result: 1 } as const;
     const next = (max: number) => ({ connectionId: 'conn-2', nodeId: 'node-2', max });
