@@ -3,8 +3,8 @@
  * the expire transition for each runtime in them (deadlines, leases, retention, stale
  * connections of dead nodes), then re-checks its own runtimes with free capacity for
  * pending work (the timer fallback for lost wake-ups: a pending count, then a claim only
- * where something waits). No leader: a bucket's lock
- * lapses when its node dies and another node takes it.
+ * where something waits). No leader: a bucket's lock lapses when its node dies and
+ * another node takes it.
  */
 import type { Logger } from 'pino';
 import type { RuntimeRef } from '../stores/domain.js';
