@@ -127,6 +127,10 @@ export class InstrumentedStore implements RequestStore {
     return this.#call(this.inner.upsertConnection(rt, conn, ttlMs));
   }
 
+  upsertConnections(rt: RuntimeRef, conns: ConnectionInfo[], ttlMs: number): Promise<void> {
+    return this.#call(this.inner.upsertConnections(rt, conns, ttlMs));
+  }
+
   removeConnection(rt: RuntimeRef, connectionId: string): Promise<void> {
     return this.#call(this.inner.removeConnection(rt, connectionId));
   }

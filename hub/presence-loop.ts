@@ -4,7 +4,9 @@
  * HEARTBEAT_TICK_MS, at least MIN_HEARTBEAT_SLICES a round), so no tick issues more
  * than a small share of the presence scripts on the connection claims ride on. A visit
  * terminates a socket that left a ping unanswered for two intervals, sheds one whose
- * peer stopped reading, and pings and refreshes the presence of the rest. It also owns
+ * peer stopped reading, and pings and refreshes the presence of the rest: one store
+ * call per runtime for all of a slice's sockets of that runtime (sockets of a runtime
+ * are adjacent in the round, so a runtime's sockets cost one call, rarely two). It also owns
  * the presence writes outside the round: a socket's first (announced) one, and its
  * removal when it closes.
  */
@@ -57,7 +59,7 @@ export class PresenceLoop {
 
   /** A socket became ready: its presence, announced to the workspace's watchers. */
   opened(conn: DaemonConnection): Promise<void> {
-    return this.#refresh(conn, true);
+    return this.#refresh([conn], true);
   }
 
   /** A socket closed: its presence goes, and the workspace hears of it. */
@@ -85,6 +87,8 @@ export class PresenceLoop {
     const now = Date.now();
     // A visit's timing drifts by up to a tick between rounds.
     const slack = settings.heartbeatIntervalMs / this.#slices;
+    /** The slice's ready sockets by runtime, refreshed together after the loop. */
+    const due = new Map<string, DaemonConnection[]>();
     for (let i = from; i < to; i++) {
       const conn = this.#round[i] as DaemonConnection;
       if (conn.mode === DAEMON_MODES.closed) continue;
@@ -108,24 +112,31 @@ export class PresenceLoop {
       }
       conn.ws.ping();
       conn.pingedAt = now;
-      if (conn.mode === DAEMON_MODES.ready) void this.#refresh(conn, false);
+      if (conn.mode !== DAEMON_MODES.ready) continue;
+      const group = due.get(conn.tag);
+      if (group) group.push(conn);
+      else due.set(conn.tag, [conn]);
     }
+    for (const group of due.values()) void this.#refresh(group, false);
   }
 
-  async #refresh(conn: DaemonConnection, announce: boolean): Promise<void> {
+  /** Presence for sockets of one runtime, in one store call. */
+  async #refresh(conns: DaemonConnection[], announce: boolean): Promise<void> {
+    const rt = (conns[0] as DaemonConnection).rt;
+    const nodeId = this.deps.settings.nodeId;
     try {
-      await this.deps.store.upsertConnection(
-        conn.rt,
-        {
+      await this.deps.store.upsertConnections(
+        rt,
+        conns.map((conn) => ({
           connection_id: conn.id,
-          node_id: this.deps.settings.nodeId,
+          node_id: nodeId,
           capacity: conn.capacity,
           in_flight: conn.inFlight.size,
           connected_at: conn.connectedAt,
-        },
+        })),
         presenceTtl(this.deps.settings),
       );
-      if (announce) await this.announce(conn.rt);
+      if (announce) await this.announce(rt);
     } catch (err) {
       this.deps.logger.warn({ err }, 'could not refresh connection presence');
     }

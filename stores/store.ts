@@ -153,6 +153,8 @@ export interface RequestStore {
 
   /** Register or refresh a daemon connection; also marks the runtime seen. */
   upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void>;
+  /** The same for several connections of one runtime, in one step. */
+  upsertConnections(rt: RuntimeRef, conns: ConnectionInfo[], ttlMs: number): Promise<void>;
   removeConnection(rt: RuntimeRef, connectionId: string): Promise<void>;
   /** An HTTP heartbeat: the runtime counts as online for `ttlMs`. */
   recordHeartbeat(rt: RuntimeRef, ttlMs: number): Promise<void>;

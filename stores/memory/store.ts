@@ -211,8 +211,15 @@ export class MemoryStore implements RequestStore {
     });
   }
 
-  async upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
-    this.#transact(rt, true, (tx) => presence.upsertConnection(tx.state, conn, ttlMs, tx.now));
+  upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
+    return this.upsertConnections(rt, [conn], ttlMs);
+  }
+
+  async upsertConnections(rt: RuntimeRef, conns: ConnectionInfo[], ttlMs: number) {
+    if (conns.length === 0) return;
+    this.#transact(rt, true, (tx) => {
+      for (const conn of conns) presence.upsertConnection(tx.state, conn, ttlMs, tx.now);
+    });
   }
 
   async removeConnection(rt: RuntimeRef, connectionId: string): Promise<void> {

@@ -309,23 +309,26 @@ export class RedisStore implements RequestStore {
     }
   }
 
-  async upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
+  upsertConnection(rt: RuntimeRef, conn: ConnectionInfo, ttlMs: number): Promise<void> {
+    return this.upsertConnections(rt, [conn], ttlMs);
+  }
+
+  async upsertConnections(rt: RuntimeRef, conns: ConnectionInfo[], ttlMs: number) {
+    if (conns.length === 0) return;
+    const pairs = conns.flatMap((c) => [c.connection_id, JSON.stringify(c)]);
     const now = Number(
-      await this.#run(
-        'presence',
-        runtimeArgs(this.#call(rt), ['upsert', conn.connection_id, JSON.stringify(conn), ttlMs]),
-      ),
+      await this.#run('presence', runtimeArgs(this.#call(rt), ['upsert', '', ttlMs, ...pairs])),
     );
     await this.#seen(rt, now);
   }
 
   async removeConnection(rt: RuntimeRef, connectionId: string): Promise<void> {
-    await this.#run('presence', runtimeArgs(this.#call(rt), ['remove', connectionId, '', 0]));
+    await this.#run('presence', runtimeArgs(this.#call(rt), ['remove', connectionId, 0]));
   }
 
   async recordHeartbeat(rt: RuntimeRef, ttlMs: number): Promise<void> {
     const now = Number(
-      await this.#run('presence', runtimeArgs(this.#call(rt), ['heartbeat', '', '', ttlMs])),
+      await this.#run('presence', runtimeArgs(this.#call(rt), ['heartbeat', '', ttlMs])),
     );
     await this.#seen(rt, now);
   }

@@ -1,8 +1,9 @@
 /**
  * Presence refreshes are spread over the heartbeat interval: with many idle daemon
  * sockets, no timer turn issues more than a slice of them, and every connection is
- * still refreshed each round. Calls are grouped by event-loop turn (a turn ends at the
- * next setImmediate), so the check counts work per tick, not time.
+ * still refreshed each round, a slice's sockets of one runtime in one store call. Calls
+ * are grouped by event-loop turn (a turn ends at the next setImmediate), so the check
+ * counts work per tick, not time.
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -19,9 +20,11 @@ describe('presence refresh', () => {
     const calls: string[] = [];
     const turns: number[] = [];
     let open = false;
-    const upsert = n.store.upsertConnection.bind(n.store);
-    n.store.upsertConnection = (rt, conn, ttl) => {
-      calls.push(conn.connection_id);
+    let storeCalls = 0;
+    const upsert = n.store.upsertConnections.bind(n.store);
+    n.store.upsertConnections = (rt, conns, ttl) => {
+      storeCalls++;
+      calls.push(...conns.map((c) => c.connection_id));
       if (!open) {
         open = true;
         turns.push(0);
@@ -29,8 +32,8 @@ describe('presence refresh', () => {
           open = false;
         });
       }
-      turns[turns.length - 1] = (turns[turns.length - 1] as number) + 1;
-      return upsert(rt, conn, ttl);
+      turns[turns.length - 1] = (turns[turns.length - 1] as number) + conns.length;
+      return upsert(rt, conns, ttl);
     };
 
     const token = await daemonToken(`spread-${randomUUID().slice(0, 8)}`);
@@ -45,6 +48,7 @@ describe('presence refresh', () => {
     await expect.poll(() => calls.length, { timeout: 5000 }).toBeGreaterThanOrEqual(SOCKETS);
     calls.length = 0;
     turns.length = 0;
+    storeCalls = 0;
 
     const ids = new Set(daemons.map((d) => d.frames[0]?.connection_id as string));
     await expect
@@ -52,6 +56,8 @@ describe('presence refresh', () => {
       .toBe(true);
     const busiest = Math.max(...turns);
     expect(busiest, `per-turn refreshes ${JSON.stringify(turns)}`).toBeLessThanOrEqual(SOCKETS / 4);
+    // All on one runtime: a slice's sockets go in one call, not one call each.
+    expect(storeCalls).toBeLessThan(calls.length / 2);
     // Still every socket alive: the slices also carried the pings.
     expect(daemons.every((d) => d.ws.readyState === d.ws.OPEN)).toBe(true);
   });

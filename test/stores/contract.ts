@@ -659,6 +659,25 @@ export function storeContract(h: StoreHarness): void {
   });
 
   describe('presence and sweeping', () => {
+    it('refreshes several connections of a runtime in one call', async () => {
+      const { store, clock } = await setup();
+      const conn = (id: string, inFlight: number) => ({
+        connection_id: id,
+        node_id: 'node-a',
+        capacity: 2,
+        in_flight: inFlight,
+        connected_at: clock.t,
+      });
+      await store.upsertConnections(RT, [conn('c-1', 0), conn('c-2', 1)], 3_000);
+      clock.advance(2_000);
+      await store.upsertConnections(RT, [conn('c-2', 2)], 3_000);
+      clock.advance(1_500);
+      // c-1 lapsed (not refreshed); c-2's refresh moved its expiry and its in_flight.
+      const info = await store.getRuntime(RT);
+      expect(info?.connections.map((c) => [c.connection_id, c.in_flight])).toEqual([['c-2', 2]]);
+      await store.upsertConnections(RT, [], 3_000); // nothing to do, and no error
+    });
+
     it('reports connections, heartbeats and counts', async () => {
       const { store, create, claim, clock } = await setup();
       expect(await store.getRuntime(RT)).toBeNull();
