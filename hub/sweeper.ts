@@ -1,9 +1,9 @@
 /**
  * The sweeper: every interval, this node takes the sweep buckets it can lock and runs
  * the expire transition for each runtime in them (deadlines, leases, retention, stale
- * connections of dead nodes), then re-checks its own runtimes with free capacity for
- * pending work (the timer fallback for lost wake-ups: a pending count, then a claim only
- * where something waits). No leader: a bucket's lock lapses when its node dies and
+ * connections of dead nodes), and every RECHECK_EVERY_PASSES passes re-checks its own
+ * runtimes with free capacity for pending work (the timer fallback for lost wake-ups: a
+ * pending count, then a claim only where something waits). No leader: a bucket's lock lapses when its node dies and
  * another node takes it.
  */
 import type { Logger } from 'pino';
@@ -13,6 +13,9 @@ import type { RequestStore } from '../stores/store.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
+
+/** Passes between two re-checks of this node's idle runtimes for lost wake-ups. */
+export const RECHECK_EVERY_PASSES = 5;
 
 export interface SweeperDeps {
   store: RequestStore;
@@ -27,6 +30,7 @@ export interface SweeperDeps {
 export class Sweeper {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
+  #passes = 0;
   constructor(private readonly deps: SweeperDeps) {}
 
   start(): void {
@@ -84,6 +88,9 @@ export class Sweeper {
     } catch (err) {
       logger.warn({ err }, 'sweep pass failed; the next one retries');
     }
-    await this.deps.dispatcher.pumpAll('sweep');
+    // The re-check is for wake-ups lost on a live subscriber link, which is rare (a
+    // dropped link is a reconnect, and that re-checks at once): every few passes.
+    this.#passes = (this.#passes + 1) % RECHECK_EVERY_PASSES;
+    if (this.#passes === 0) await this.deps.dispatcher.pumpAll('sweep');
   }
 }
