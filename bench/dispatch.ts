@@ -6,9 +6,11 @@
  *     a client websocket on C sees it completed;
  *  3. the heartbeat-only path: a daemon with no socket polling every 50 ms.
  * Usage: npm run bench:dispatch [-- --n 10000 --throughput 20000 --only throughput
- *        --profile DIR]
+ *        --profile DIR --dist]
  * --only runs one of push, throughput, heartbeat; --profile DIR writes each node's CPU
- * profile there (node --cpu-prof; the nodes are stopped by SIGTERM so they write it).
+ * profile there (node --cpu-prof; the nodes are stopped by SIGTERM so they write it);
+ * --dist runs the built node (dist/src/cli.js, after `npm run build`) instead of the
+ * sources through tsx.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     heartbeat: { type: 'string', default: '300' },
     only: { type: 'string' },
     profile: { type: 'string' },
+    dist: { type: 'boolean', default: false },
   },
 });
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -47,7 +50,9 @@ async function startNode(
   const profile = values.profile
     ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${nodeId}.cpuprofile`]
     : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/cli.ts', 'serve'], {
+  // --dist runs the built node (npm run build), as `npm start` does; else the sources.
+  const cli = values.dist ? ['dist/src/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
+  const child = spawn(process.execPath, [...profile, ...cli, 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -11,7 +11,7 @@ import { cors } from 'hono/cors';
 import { clientRoutes } from './client-routes.js';
 import { type AppDeps, type AppEnv, rejectWhileDraining, requireRole } from './context.js';
 import { daemonRoutes } from './daemon-routes.js';
-import { bodyLimit, edgeHeaders, noStore } from './edge.js';
+import { bodyLimit, edgeHeaders, noStore, withHeaders } from './edge.js';
 import { errorBody, toHttpError } from './errors.js';
 import { opsRoutes } from './ops-routes.js';
 
@@ -34,8 +34,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const log = deps.logger.child({ req_id: requestId });
     c.set('requestId', requestId);
     c.set('log', log);
-    await next();
-    c.header('x-request-id', requestId);
+    await withHeaders(c, { 'x-request-id': requestId }, next);
     const status = c.res.status;
     const line = {
       method: c.req.method,
