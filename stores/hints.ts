@@ -4,7 +4,8 @@
  * whoever acts on one can read the record instead. `record` (the record as of that
  * transition, as a field list) is there when the store had it at hand and its values
  * total at most HINT_RECORD_BYTES, so a node that forwards a change to a client or
- * answers a long-poll with it need not read the record again.
+ * answers a long-poll with it need not read the record again. Both stores write the
+ * keys in that order, record last, so a reader that needs only the head parses only it.
  */
 import type { Status } from '../protocol/index.js';
 import type { RequestRecord } from './domain.js';
@@ -21,6 +22,8 @@ export interface UpdateHint {
   record?: RequestRecord;
 }
 
+const RECORD_KEY = ',"record":';
+
 interface WireHint {
   id: string;
   status: Status;
@@ -31,8 +34,9 @@ interface WireHint {
 /** The hint in a message, with its record decoded when `withRecord`; null if not a hint. */
 export function parseHint(message: string, withRecord = true): UpdateHint | null {
   let wire: WireHint;
+  const cut = withRecord ? -1 : message.indexOf(RECORD_KEY);
   try {
-    wire = JSON.parse(message) as WireHint;
+    wire = JSON.parse(cut === -1 ? message : `${message.slice(0, cut)}}`) as WireHint;
   } catch {
     return null;
   }

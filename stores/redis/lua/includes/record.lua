@@ -11,14 +11,20 @@ end
 -- has it and its values total at most HINT_RECORD_BYTES: a node that forwards it to a
 -- client or answers a long-poll with it need not read the record again.
 local HINT_RECORD_BYTES = 8192
+-- Written in this key order, record last (stores/hints.ts reads the head alone when it
+-- does not need the record).
 local function publish_update(id, status, epoch, flat)
-  local hint = { id = id, status = status, epoch = tonumber(epoch) }
+  local head = '{"id":' .. cjson.encode(id) .. ',"status":' .. cjson.encode(status) ..
+    ',"epoch":' .. tonumber(epoch)
   if flat then
     local size = 0
     for i = 2, #flat, 2 do size = size + #flat[i] end
-    if size <= HINT_RECORD_BYTES then hint.record = flat end
+    if size <= HINT_RECORD_BYTES then
+      redis.call('PUBLISH', CH_UPDATES, head .. ',"record":' .. cjson.encode(flat) .. '}')
+      return
+    end
   end
-  redis.call('PUBLISH', CH_UPDATES, cjson.encode(hint))
+  redis.call('PUBLISH', CH_UPDATES, head .. '}')
 end
 
 -- The record of id as it now is, published with its hint and returned.
