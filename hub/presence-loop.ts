@@ -6,7 +6,8 @@
  * terminates a socket that left a ping unanswered for two intervals, sheds one whose
  * peer stopped reading, and pings and refreshes the presence of the rest: one store
  * call per runtime for all of a slice's sockets of that runtime (sockets of a runtime
- * are adjacent in the round, so a runtime's sockets cost one call, rarely two). It also owns
+ * are adjacent in the round and slices end between runtimes where they can, so a small
+ * runtime's sockets cost one call a round). It also owns
  * the presence writes outside the round: a socket's first (announced) one, and its
  * removal when it closes.
  */
@@ -36,6 +37,8 @@ export class PresenceLoop {
   /** The round: the sockets as of its start, and the slice due next. */
   #round: DaemonConnection[] = [];
   #slice = 0;
+  /** Where each slice of the round ends (sliceCuts). */
+  #cuts: number[] = [];
   readonly #slices: number;
 
   constructor(private readonly deps: PresenceDeps) {
@@ -79,10 +82,12 @@ export class PresenceLoop {
 
   #tick(): void {
     const { settings } = this.deps;
-    if (this.#slice === 0) this.#round = this.deps.connections();
-    const n = this.#round.length;
-    const from = Math.floor((this.#slice * n) / this.#slices);
-    const to = Math.floor(((this.#slice + 1) * n) / this.#slices);
+    if (this.#slice === 0) {
+      this.#round = this.deps.connections();
+      this.#cuts = sliceCuts(this.#round, this.#slices);
+    }
+    const from = this.#slice === 0 ? 0 : (this.#cuts[this.#slice - 1] as number);
+    const to = this.#cuts[this.#slice] as number;
     this.#slice = (this.#slice + 1) % this.#slices;
     const now = Date.now();
     // A visit's timing drifts by up to a tick between rounds.
@@ -141,6 +146,31 @@ export class PresenceLoop {
       this.deps.logger.warn({ err }, 'could not refresh connection presence');
     }
   }
+}
+
+/**
+ * Slice ends over a round whose sockets come grouped by runtime: even shares, each end
+ * moved on to its runtime's last socket when that is at most one share further, so a
+ * small runtime's sockets share a slice (and a presence call) and no slice holds more
+ * than about two shares.
+ */
+export function sliceCuts(round: readonly DaemonConnection[], slices: number): number[] {
+  const n = round.length;
+  const share = Math.ceil(n / slices);
+  const cuts: number[] = [];
+  let prev = 0;
+  for (let s = 0; s < slices; s++) {
+    let cut = Math.max(prev, Math.floor(((s + 1) * n) / slices));
+    let end = cut;
+    const limit = Math.min(n, cut + share);
+    while (end > 0 && end < limit && round[end]?.tag === round[end - 1]?.tag) end++;
+    // Moved only onto a runtime boundary: a bigger runtime is cut at even shares.
+    if (end === n || round[end]?.tag !== round[end - 1]?.tag) cut = end;
+    cuts.push(cut);
+    prev = cut;
+  }
+  cuts[slices - 1] = n;
+  return cuts;
 }
 
 /** The watchdog's verdict, after pending socket reads: no pong since the last ping. */

@@ -53,6 +53,11 @@ const EXPIRE_BUDGET_MS = 500;
 
 type Flat = string[];
 
+/** A runtime's place in its workspace's list is refreshed at most this often per node. */
+const SEEN_REFRESH_MS = 60_000;
+/** Runtimes remembered for that; past it the memory starts over (a ZADD each, once). */
+const SEEN_CACHE_SIZE = 100_000;
+
 export class RedisStore implements RequestStore {
   readonly kind = 'redis';
   readonly settings: Readonly<StoreSettings>;
@@ -60,6 +65,8 @@ export class RedisStore implements RequestStore {
   readonly #owned: boolean;
   readonly #touched = new Map<string, number>();
   readonly #listed = new Set<string>();
+  /** Runtime tag -> when #seen last moved it in its workspace's list (store clock). */
+  readonly #seenAt = new Map<string, number>();
 
   constructor(redis: RedisConnection, settings: Partial<StoreSettings> = {}, owned = false) {
     this.settings = { ...DEFAULT_STORE_SETTINGS, ...settings };
@@ -333,7 +340,16 @@ export class RedisStore implements RequestStore {
     await this.#seen(rt, now);
   }
 
+  /**
+   * Moves the runtime up in its workspace's list, at most once per SEEN_REFRESH_MS per
+   * runtime from this store: the list is by last seen to within that, and a presence
+   * refresh of an idle runtime costs no ZADD. (Its `last_seen_at` is the conns hash's
+   * `~seen`, written by every presence call.)
+   */
   async #seen(rt: RuntimeRef, now: number): Promise<void> {
+    const tag = runtimeKeys(this.settings.prefix, rt).tag;
+    const last = this.#seenAt.get(tag);
+    if (last !== undefined && now - last < SEEN_REFRESH_MS && now >= last) return;
     try {
       await this.#redis.zadd(
         workspaceRuntimesKey(this.settings.prefix, rt.workspace),
@@ -343,6 +359,8 @@ export class RedisStore implements RequestStore {
     } catch (err) {
       throw unavailable(err);
     }
+    if (this.#seenAt.size >= SEEN_CACHE_SIZE) this.#seenAt.clear();
+    this.#seenAt.set(tag, now);
   }
 
   async #info(rt: RuntimeRef): Promise<{ info: RuntimeInfo; retained: number; known: boolean }> {

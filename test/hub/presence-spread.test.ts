@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { sliceCuts } from '../../hub/presence-loop.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { daemonToken, type FrameSocket, readyDaemon } from '../helpers/node.js';
 
@@ -60,5 +61,40 @@ describe('presence refresh', () => {
     expect(storeCalls).toBeLessThan(calls.length / 2);
     // Still every socket alive: the slices also carried the pings.
     expect(daemons.every((d) => d.ws.readyState === d.ws.OPEN)).toBe(true);
+  });
+});
+
+describe('sliceCuts', () => {
+  const round = (sizes: number[]) =>
+    sizes.flatMap((size, i) => Array.from({ length: size }, () => ({ tag: `rt-${i}` }))) as never[];
+
+  it('covers the round in order, keeps small runtimes whole, and bounds every slice', () => {
+    const sizes = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 2, 6, 4];
+    const conns = round(sizes) as { tag: string }[];
+    const slices = 20;
+    const cuts = sliceCuts(conns as never, slices);
+    expect(cuts).toHaveLength(slices);
+    expect(cuts.at(-1)).toBe(conns.length);
+    expect(cuts).toEqual([...cuts].sort((a, b) => a - b));
+    const share = Math.ceil(conns.length / slices);
+    let from = 0;
+    let splits = 0;
+    for (const to of cuts) {
+      expect(to - from).toBeLessThanOrEqual(2 * share + 1);
+      const tag = conns[to]?.tag;
+      const small = (sizes[Number(tag?.slice(3))] as number) <= share;
+      if (to > 0 && to < conns.length && tag === conns[to - 1]?.tag && small) splits++;
+      from = to;
+    }
+    // Runtimes of at most one share are never cut in two.
+    expect(splits).toBe(0);
+  });
+
+  it('still spreads one big runtime over every slice', () => {
+    const cuts = sliceCuts(round([400]), 40);
+    const sizes = cuts.map((to, i) => to - (cuts[i - 1] ?? 0));
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(20);
+    // At most the last share is pulled onto the runtime's end.
+    expect(sizes.filter((size) => size === 0).length).toBeLessThanOrEqual(1);
   });
 });
