@@ -56,7 +56,11 @@ serve({
       () => ++seq,
       async (i, t) => {
         const done = new Promise<boolean>((resolve) => waiting.set(i, resolve));
-        const job = await queue.add('bench', { t, i }, { removeOnComplete: true, removeOnFail: true });
+        const job = await queue.add(
+          'bench',
+          { t, i },
+          { removeOnComplete: true, removeOnFail: true },
+        );
         // Only while it still waits: the event may have come before the add's answer.
         if (job.id !== undefined && waiting.has(i)) byJobId.set(job.id, i);
         return done;

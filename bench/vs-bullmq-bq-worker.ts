@@ -7,9 +7,10 @@
  * `samples` answers and clears the dispatch times seen so far.
  * Env: BENCH_REDIS_URL, BENCH_QUEUE.
  */
+
+import { parseArgs } from 'node:util';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { parseArgs } from 'node:util';
 import { monoMs, type Payload, type Samples, serve } from './vs-bullmq-common.js';
 
 const { values } = parseArgs({ options: { concurrency: { type: 'string', default: '64' } } });

@@ -10,8 +10,13 @@
  * CLIENT LIST has no per-client command count before 7.2 (tot-cmds). MONITOR prints each
  * command once, with its source: `[db 127.0.0.1:port]` for a client's, `[db lua]` for one
  * a script ran. It costs Redis a formatted line per command, so the bench taps it only
- * in a pass of its own, never while it times anything.
+ * in a pass of its own, never while it times anything. It counts only the connections of
+ * the processes it is given (found through /proc: their socket inodes, and /proc/net/tcp
+ * for the local port of each inode connected to Redis), so the other side's background
+ * work and the bench's own INFO calls stay out; a script's commands follow the EVALSHA
+ * that ran them (a script runs alone), so they go to that command's connection.
  */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Redis } from 'ioredis';
 import { commandCalls } from './proc-stats.js';
@@ -47,20 +52,55 @@ export interface MonitorCounts {
 
 const LINE = /^\+\d+\.\d+ \[\d+ (\S+)\] "([^"]*)"/;
 
+/** Local ports of the TCP connections to `redisPort` that the processes `pids` hold. */
+export function redisClientPorts(pids: number[], redisPort: number): Set<number> {
+  const portOfInode = new Map<string, number>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const local = Number.parseInt((f[1] as string).split(':')[1] as string, 16);
+    const remote = Number.parseInt((f[2] as string).split(':')[1] as string, 16);
+    if (remote === redisPort) portOfInode.set(f[9] as string, local);
+  }
+  const ports = new Set<number>();
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      const port = inode === undefined ? undefined : portOfInode.get(inode);
+      if (port !== undefined) ports.add(port);
+    }
+  }
+  return ports;
+}
+
 /** A MONITOR connection counting what it sees until `stop()`. */
 export class MonitorTap {
   readonly #counts: MonitorCounts = { client: 0, script: 0, byCommand: new Map() };
   #rest = '';
   #ok = false;
   #marker: { text: string; seen: () => void } | undefined;
+  /** Whether the last client command seen came from one of `ports` (its script's too). */
+  #mine = false;
 
-  private constructor(readonly sock: net.Socket) {}
+  private constructor(
+    readonly sock: net.Socket,
+    readonly ports: Set<number>,
+  ) {}
 
-  /** Connects, sends MONITOR and resolves once Redis said +OK (counting starts then). */
-  static start(host: string, port: number): Promise<MonitorTap> {
+  /**
+   * Connects, sends MONITOR and resolves once Redis said +OK (counting starts then).
+   * Counts the commands of the client connections whose local port is in `ports`.
+   */
+  static start(host: string, port: number, ports: Set<number>): Promise<MonitorTap> {
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host, port });
-      const tap = new MonitorTap(sock);
+      const tap = new MonitorTap(sock, ports);
       sock.setEncoding('latin1');
       sock.once('error', reject);
       sock.on('connect', () => sock.write('MONITOR\r\n'));
@@ -86,9 +126,13 @@ export class MonitorTap {
       }
       const m = LINE.exec(line);
       if (!m) continue;
-      if (m[1] === 'lua') {
-        this.#counts.script++;
-      } else {
+      const source = m[1] as string;
+      if (source === 'lua') {
+        if (this.#mine) this.#counts.script++;
+        continue;
+      }
+      this.#mine = this.ports.has(Number(source.slice(source.lastIndexOf(':') + 1)));
+      if (this.#mine) {
         this.#counts.client++;
         const name = (m[2] as string).toLowerCase();
         this.#counts.byCommand.set(name, (this.#counts.byCommand.get(name) ?? 0) + 1);

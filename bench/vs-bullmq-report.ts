@@ -17,7 +17,12 @@ export interface Percentiles {
 export function percentiles(values: number[]): Percentiles {
   const s = [...values].sort((a, b) => a - b);
   const at = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
-  return { n: s.length, p50: round(at(0.5), 3), p99: round(at(0.99), 3), max: round(s.at(-1) ?? 0, 3) };
+  return {
+    n: s.length,
+    p50: round(at(0.5), 3),
+    p99: round(at(0.99), 3),
+    max: round(s.at(-1) ?? 0, 3),
+  };
 }
 
 export interface RoundMetrics {
@@ -104,7 +109,11 @@ export function roundsTable(rounds: RoundMetrics[]): string {
   const head = ['round', 'side', ...METRICS.map((m) => m.label)];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rounds) {
-    const cells = [String(r.round), SIDE_NAMES[r.side], ...METRICS.map((m) => fmt(m.get(r), m.digits))];
+    const cells = [
+      String(r.round),
+      SIDE_NAMES[r.side],
+      ...METRICS.map((m) => fmt(m.get(r), m.digits)),
+    ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
