@@ -50,12 +50,10 @@
  * Usage: npm run bench:vs-bullmq [-- --rounds 4 --n 5000 --in-flight 64 --dispatch-n 500
  *        --warmup 500 --account-n 1000]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { Auth } from '../src/auth.js';
-import { freePort, RedisServer } from '../test/helpers/redis.js';
+import { RedisServer } from '../test/helpers/redis.js';
 import { cpuMs, round } from './proc-stats.js';
-import { type PassResult, Rpc, type Samples } from './vs-bullmq-common.js';
+import type { PassResult, Samples } from './vs-bullmq-common.js';
 import { callsDelta, commandCalls, MonitorTap, redisClientPorts } from './vs-bullmq-redis.js';
 import {
   commandLines,
@@ -66,8 +64,8 @@ import {
   type RoundMetrics,
   roundsTable,
   SIDE_NAMES,
-  type Side,
 } from './vs-bullmq-report.js';
+import { killAll, type SideProcs, startBullmq, startSwitchboard } from './vs-bullmq-sides.js';
 
 const { values } = parseArgs({
   options: {
@@ -93,16 +91,8 @@ for (const [k, v] of Object.entries({ ROUNDS, N, IN_FLIGHT, DISPATCH_N, WARMUP, 
     process.exit(2);
   }
 }
-const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
-const RUNTIME = 'vs';
-const QUEUE = 'vs';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const started: ChildProcess[] = [];
-const killAll = () => {
-  for (const child of started)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-};
 process.on('exit', killAll);
 const deadline = setTimeout(() => {
   console.error(`bench:vs-bullmq: gave up after --deadline-s ${values['deadline-s']} s`);
@@ -110,108 +100,6 @@ const deadline = setTimeout(() => {
   process.exit(1);
 }, Number(values['deadline-s']) * 1000);
 deadline.unref();
-
-function spawnTs(script: string, args: string[], env: Record<string, string>, ipc: boolean) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', ipc ? 'inherit' : 'ignore', 'inherit', ...(ipc ? ['ipc' as const] : [])],
-  });
-  started.push(child);
-  return child;
-}
-
-async function startNode(redisUrl: string, nodeId: string) {
-  const port = await freePort();
-  const child = spawnTs(
-    'src/cli.ts',
-    ['serve'],
-    {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      NODE_ID: nodeId,
-      REDIS_URL: redisUrl,
-      HUB_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-    },
-    false,
-  );
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, pid: child.pid as number };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  throw new Error(`node ${nodeId} did not become ready`);
-}
-
-interface SideProcs {
-  side: Side;
-  client: Rpc;
-  handler: Rpc;
-  system: number[];
-  clients: number[];
-}
-
-async function startSwitchboard(redisUrl: string): Promise<SideProcs> {
-  const auth = new Auth(SECRET);
-  const [a, b, c] = await Promise.all(
-    ['vs-a', 'vs-b', 'vs-c'].map((id) => startNode(redisUrl, id)),
-  );
-  const daemonToken = await auth.sign({ sub: 'd', ws: 'bench', role: 'daemon', rt: RUNTIME }, '4h');
-  const clientToken = await auth.sign({ sub: 'c', ws: 'bench', role: 'client' }, '4h');
-  const daemon = new Rpc(
-    'sb-daemon',
-    spawnTs(
-      'bench/vs-bullmq-sb-daemon.ts',
-      ['--capacity', String(IN_FLIGHT)],
-      { BENCH_URL: b!.url, BENCH_TOKEN: daemonToken },
-      true,
-    ),
-  );
-  const client = new Rpc(
-    'sb-client',
-    spawnTs(
-      'bench/vs-bullmq-sb-client.ts',
-      ['--in-flight', String(IN_FLIGHT)],
-      {
-        BENCH_CREATE_URL: a!.url,
-        BENCH_WATCH_URL: c!.url,
-        BENCH_TOKEN: clientToken,
-        BENCH_RUNTIME: RUNTIME,
-      },
-      true,
-    ),
-  );
-  await Promise.all([daemon.ready, client.ready]);
-  return {
-    side: 'switchboard',
-    client,
-    handler: daemon,
-    system: [a!.pid, b!.pid, c!.pid, daemon.pid],
-    clients: [client.pid],
-  };
-}
-
-async function startBullmq(redisUrl: string): Promise<SideProcs> {
-  const env = { BENCH_REDIS_URL: redisUrl, BENCH_QUEUE: QUEUE };
-  const worker = new Rpc(
-    'bq-worker',
-    spawnTs('bench/vs-bullmq-bq-worker.ts', ['--concurrency', String(IN_FLIGHT)], env, true),
-  );
-  const producer = new Rpc('bq-producer', spawnTs('bench/vs-bullmq-bq-producer.ts', [], env, true));
-  await Promise.all([worker.ready, producer.ready]);
-  return {
-    side: 'bullmq',
-    client: producer,
-    handler: worker,
-    system: [worker.pid],
-    clients: [producer.pid],
-  };
-}
 
 const sum = (pids: number[]) => pids.reduce((s, pid) => s + cpuMs(pid), 0);
 
@@ -289,7 +177,10 @@ let exitCode = 0;
 try {
   const redis = redisServer.client();
   const redisPid = redisServer.pid as number;
-  const sides = [await startSwitchboard(redisServer.url), await startBullmq(redisServer.url)];
+  const sides = [
+    await startSwitchboard(redisServer.url, IN_FLIGHT),
+    await startBullmq(redisServer.url, IN_FLIGHT),
+  ];
   const bullmqVersion = (await import('bullmq/package.json', { with: { type: 'json' } })).default
     .version;
   const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))?.[1];
