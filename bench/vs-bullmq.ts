@@ -18,7 +18,8 @@
  *   processor, which returns the job's data at once -> BullMQ completes and removes the
  *   job -> QueueEvents in the producer process emits 'completed': the lane is done.
  *
- * A round, per side: --warmup requests (not measured); the timed pass of --n requests;
+ * Before round 1, 4 x --warmup requests per side, not measured. A round, per side:
+ * --warmup requests (not measured); the timed pass of --n requests;
  * an unloaded pass of --dispatch-n requests one at a time; a MONITOR pass of --account-n.
  *  - completed/s: completions of the timed pass / its wall time.
  *  - latency p50/p99/max: per request of the timed pass, from just before create/add to
@@ -208,6 +209,10 @@ try {
       `(warm-up ${WARMUP}, unloaded ${DISPATCH_N}, MONITOR pass ${ACCOUNT_N}); both sides idle: ` +
       `${setup.idle_redis_commands_per_s} Redis commands/s ${JSON.stringify(setup.idle_redis_top_per_s)}`,
   );
+  // Before round 1, a longer warm-up of each side (JIT, pools, script cache), not measured.
+  for (const p of sides)
+    await p.client.call<PassResult>('pass', { n: 4 * WARMUP, inFlight: IN_FLIGHT });
+  for (const p of sides) await p.handler.call<Samples>('samples');
   const rounds: RoundMetrics[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     for (const p of sides) rounds.push(await runRound(p, r, redisPid, redis));
