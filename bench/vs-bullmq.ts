@@ -49,7 +49,7 @@
  * then one JSON line. Stops by itself (--deadline-s); kills only the processes it started,
  * by PID; talks only to 127.0.0.1.
  * Usage: npm run bench:vs-bullmq [-- --rounds 4 --n 5000 --in-flight 64 --dispatch-n 500
- *        --warmup 500 --account-n 1000]
+ *        --warmup 500 --account-n 1000 --idle-s 3 --deadline-s 1800]
  */
 import { parseArgs } from 'node:util';
 import { RedisServer } from '../test/helpers/redis.js';
@@ -200,13 +200,23 @@ try {
     dispatch_n: DISPATCH_N,
     warmup: WARMUP,
     account_n: ACCOUNT_N,
+    redis_connections: Object.fromEntries(
+      sides.map((p) => [
+        p.side,
+        {
+          system: redisClientPorts(p.system, redisServer.port).size,
+          clients: redisClientPorts(p.clients, redisServer.port).size,
+        },
+      ]),
+    ),
     idle_redis_commands_per_s: round(idle.total / IDLE_S, 1),
     idle_redis_top_per_s: perLife(idle.byCommand, IDLE_S),
   };
   console.log(
     `redis-server ${redisVersion} on ${redisServer.url} (pid ${redisPid}); node ${process.version}; ` +
       `bullmq ${bullmqVersion}; ${ROUNDS} rounds per side of ${N} requests, ${IN_FLIGHT} in flight ` +
-      `(warm-up ${WARMUP}, unloaded ${DISPATCH_N}, MONITOR pass ${ACCOUNT_N}); both sides idle: ` +
+      `(warm-up ${WARMUP}, unloaded ${DISPATCH_N}, MONITOR pass ${ACCOUNT_N}); Redis connections ` +
+      `${JSON.stringify(setup.redis_connections)}; both sides idle: ` +
       `${setup.idle_redis_commands_per_s} Redis commands/s ${JSON.stringify(setup.idle_redis_top_per_s)}`,
   );
   // Before round 1, a longer warm-up of each side (JIT, pools, script cache), not measured.
