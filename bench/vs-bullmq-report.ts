@@ -152,6 +152,6 @@ export function jsonLine(rounds: RoundMetrics[], setup: Record<string, unknown>)
     bench: 'vs-bullmq',
     ...setup,
     median: { switchboard: medians(rounds, 'switchboard'), bullmq: medians(rounds, 'bullmq') },
-    rounds,
+    per_round: rounds,
   });
 }

@@ -194,7 +194,7 @@ try {
     node: process.version,
     redis: redisVersion,
     bullmq: bullmqVersion,
-    rounds: ROUNDS,
+    rounds_per_side: ROUNDS,
     n: N,
     in_flight: IN_FLIGHT,
     dispatch_n: DISPATCH_N,
