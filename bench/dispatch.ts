@@ -47,9 +47,9 @@ async function startNode(
   nodeId: string,
 ): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const profile = values.profile
-    ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${nodeId}.cpuprofile`]
-    : [];
+  // Node's own file names (pid and thread id in each): under tsx its loader thread writes
+  // a profile too, which a fixed name would let overwrite the main thread's.
+  const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
   // --dist runs the built node (npm run build), as `npm start` does; else the sources.
   const cli = values.dist ? ['dist/src/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
   const child = spawn(process.execPath, [...profile, ...cli, 'serve'], {

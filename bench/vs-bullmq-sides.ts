@@ -33,8 +33,29 @@ export const killAll = (): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 };
 
+/** Where --profile writes each process's CPU profile (node --cpu-prof), if it was given. */
+let profileDir: string | undefined;
+export function profileInto(dir: string): void {
+  profileDir = dir;
+}
+
+/** Ends every process so that a profiled one writes its profile; SIGKILL after 10 s. */
+export async function stopAll(): Promise<void> {
+  const running = started.filter((c) => c.exitCode === null && c.signalCode === null);
+  const exits = running.map((c) => new Promise((resolve) => c.once('exit', resolve)));
+  // A child on IPC exits by itself once disconnected (vs-bullmq-common.ts); the nodes on SIGTERM.
+  for (const child of running) {
+    if (child.connected) child.disconnect();
+    else child.kill('SIGTERM');
+  }
+  await Promise.race([Promise.all(exits), sleep(10_000)]);
+  killAll();
+}
+
 function spawnTs(script: string, args: string[], env: Record<string, string>, ipc: boolean) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  // Node's own file names (pid and thread id in each): tsx's loader thread writes one too.
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', ipc ? 'inherit' : 'ignore', 'inherit', ...(ipc ? ['ipc' as const] : [])],
   });

@@ -49,7 +49,8 @@
  * then one JSON line. Stops by itself (--deadline-s); kills only the processes it started,
  * by PID; talks only to 127.0.0.1.
  * Usage: npm run bench:vs-bullmq [-- --rounds 4 --n 5000 --in-flight 64 --dispatch-n 500
- *        --warmup 500 --account-n 1000 --idle-s 3 --deadline-s 1800]
+ *        --warmup 500 --account-n 1000 --idle-s 3 --deadline-s 1800 --profile DIR]
+ * --profile DIR: every process it starts writes a CPU profile (node --cpu-prof) there.
  */
 import { parseArgs } from 'node:util';
 import { RedisServer } from '../test/helpers/redis.js';
@@ -66,7 +67,14 @@ import {
   roundsTable,
   SIDE_NAMES,
 } from './vs-bullmq-report.js';
-import { killAll, type SideProcs, startBullmq, startSwitchboard } from './vs-bullmq-sides.js';
+import {
+  killAll,
+  profileInto,
+  type SideProcs,
+  startBullmq,
+  startSwitchboard,
+  stopAll,
+} from './vs-bullmq-sides.js';
 
 const { values } = parseArgs({
   options: {
@@ -78,8 +86,10 @@ const { values } = parseArgs({
     'account-n': { type: 'string', default: '1000' },
     'idle-s': { type: 'string', default: '3' },
     'deadline-s': { type: 'string', default: '1800' },
+    profile: { type: 'string' },
   },
 });
+if (values.profile) profileInto(values.profile);
 const ROUNDS = Number(values.rounds);
 const N = Number(values.n);
 const IN_FLIGHT = Number(values['in-flight']);
@@ -239,6 +249,7 @@ try {
   console.error('bench:vs-bullmq failed:', err);
   exitCode = 1;
 } finally {
+  if (values.profile) await stopAll();
   killAll();
   await redisServer.close();
   process.exit(exitCode);
