@@ -209,7 +209,11 @@ export class Dispatcher {
   ) {
     if (conn.inFlight.get(id) === epoch) conn.inFlight.delete(id);
     const local = this.#runtimes.get(conn.tag);
-    if (!local) return;
+    if (!local) {
+      // The socket closed meanwhile, the runtime's last here: what came is given back.
+      for (const record of claimed) void this.#release(conn, record);
+      return;
+    }
     if (claimed.length) this.deps.metrics.claims.inc({ path: 'result' }, claimed.length);
     for (const record of claimed) {
       // An orphan adoption may have pushed it already (it reads running claims).

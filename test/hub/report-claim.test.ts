@@ -5,6 +5,7 @@
  * real redis-server by its own commandstats.
  */
 import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../stores/memory/store.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { api, clientToken, daemonToken, readyDaemon } from '../helpers/node.js';
 
@@ -57,5 +58,47 @@ describe('report and claim over a daemon socket', () => {
     expect((await d.next('request')).request).toMatchObject({ id: third });
     // report (with its empty claim), then the create and the claim its wake-up made.
     expect((await scripts()) - before).toBe(4);
+  });
+});
+
+describe('report and claim when the socket goes meanwhile', () => {
+  it('gives back what the report claimed once the socket closed before the ack', async () => {
+    const memoryStore = new MemoryStore();
+    const n = await node({}, { memoryStore });
+    const client = await clientToken();
+    const d = await readyDaemon(n, await daemonToken('laptop'), 1);
+    const rt = { workspace: 'acme', runtime: 'laptop' };
+    const create = async () =>
+      (await api(n, 'POST', '/v1/runtimes/laptop/requests', { token: client, body: { kind: 'k' } }))
+        .body.id as string;
+    const first = await create();
+    expect((await d.next('request')).request).toMatchObject({ id: first });
+    const second = await create();
+
+    // The report runs (and claims the second for this socket); its answer waits until
+    // the socket is gone.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reported!: () => void;
+    const ran = new Promise<void>((resolve) => {
+      reported = resolve;
+    });
+    const reportAndClaim = memoryStore.reportAndClaim.bind(memoryStore);
+    memoryStore.reportAndClaim = async (...args) => {
+      const out = await reportAndClaim(...args);
+      reported();
+      await gate;
+      return out;
+    };
+    d.send({ type: 'result', id: first, epoch: 1, status: 'completed', result: null });
+    await ran;
+    expect(await memoryStore.get(rt, second)).toMatchObject({ status: 'running' });
+    await d.close();
+    await expect.poll(() => n.hub.dispatcher.connections.length).toBe(0);
+    release();
+    // Back in the queue at once, not after its 30 s lease.
+    await expect.poll(async () => (await memoryStore.get(rt, second))?.status).toBe('pending');
   });
 });
