@@ -48,6 +48,11 @@ export class HubMetrics {
     labelNames: ['change'] as const,
     registers: [this.registry],
   });
+  readonly rewakes = new Counter({
+    name: 'switchboard_sweeper_rewakes_total',
+    help: 'Wake-ups published again by the sweeper for work still waiting a pass later',
+    registers: [this.registry],
+  });
   readonly storeErrors = new Counter({
     name: 'switchboard_store_errors_total',
     help: 'Store calls that failed with store_unavailable',

@@ -1,21 +1,23 @@
 /**
  * The sweeper: every interval, this node takes the sweep buckets it can lock and runs
  * the expire transition for each runtime in them (deadlines, leases, retention, stale
- * connections of dead nodes), and every RECHECK_EVERY_PASSES passes re-checks its own
- * runtimes with free capacity for pending work (the timer fallback for lost wake-ups: a
- * pending count, then a claim only where something waits). No leader: a bucket's lock lapses when its node dies and
+ * connections of dead nodes). A runtime whose queue still holds work a pass later while
+ * daemons are connected gets its wake-up published again (the fallback for a lost
+ * one: the nodes holding its daemons claim). Every RECHECK_EVERY_PASSES passes the node
+ * also re-checks its own runtimes with free capacity (a pending count, then a claim
+ * only where something waits), for a subscriber link that loses messages. No leader: a bucket's lock lapses when its node dies and
  * another node takes it.
  */
 import type { Logger } from 'pino';
 import type { RuntimeRef } from '../stores/domain.js';
-import { SWEEP_BUCKETS, workspacePresenceChannel } from '../stores/keys.js';
+import { runtimeKeys, SWEEP_BUCKETS, workspacePresenceChannel } from '../stores/keys.js';
 import type { RequestStore } from '../stores/store.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
 
 /** Passes between two re-checks of this node's idle runtimes for lost wake-ups. */
-export const RECHECK_EVERY_PASSES = 5;
+export const RECHECK_EVERY_PASSES = 15;
 
 export interface SweeperDeps {
   store: RequestStore;
@@ -31,6 +33,9 @@ export class Sweeper {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #passes = 0;
+  /** Runtimes of this node's buckets whose queue had work at the last pass, and this one. */
+  #waiting = new Set<string>();
+  #waitingNow = new Set<string>();
   constructor(private readonly deps: SweeperDeps) {}
 
   start(): void {
@@ -66,11 +71,22 @@ export class Sweeper {
         rt.runtime,
       );
     }
+    // Work that waited through a whole pass while daemons are connected: its wake-up
+    // may have been lost, so it is announced again (the nodes holding them claim).
+    if (out.pending > 0 && out.connections > 0) {
+      const tag = runtimeKeys(store.settings.prefix, rt).tag;
+      this.#waitingNow.add(tag);
+      if (this.#waiting.has(tag)) {
+        metrics.rewakes.inc();
+        await this.deps.relay.publish(runtimeKeys(store.settings.prefix, rt).wake, '1');
+      }
+    }
     if (out.live === 0 && out.retained === 0) await store.forgetIfIdle(rt);
   }
 
   async #pass(): Promise<void> {
     const { store, logger } = this.deps;
+    this.#waitingNow = new Set();
     try {
       for (let bucket = 0; bucket < SWEEP_BUCKETS; bucket++) {
         // Hold the lock a little under two intervals: this node keeps the bucket while it
@@ -88,8 +104,9 @@ export class Sweeper {
     } catch (err) {
       logger.warn({ err }, 'sweep pass failed; the next one retries');
     }
-    // The re-check is for wake-ups lost on a live subscriber link, which is rare (a
-    // dropped link is a reconnect, and that re-checks at once): every few passes.
+    this.#waiting = this.#waitingNow;
+    // The last resort, for a subscriber link that drops messages while it stays up
+    // (a dropped link is a reconnect, and that re-checks at once): every few passes.
     this.#passes = (this.#passes + 1) % RECHECK_EVERY_PASSES;
     if (this.#passes === 0) await this.deps.dispatcher.pumpAll('sweep');
   }

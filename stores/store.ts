@@ -88,6 +88,10 @@ export interface ExpireResult {
   live: number;
   /** Terminal records still retained after the call. */
   retained: number;
+  /** Pending requests after the call. */
+  pending: number;
+  /** Daemon connections (websockets) present after the call. */
+  connections: number;
 }
 
 export interface ConnectionPresence extends ConnectionInfo {

@@ -207,6 +207,8 @@ export class MemoryStore implements RequestStore {
         staleConnections,
         live: state.pending.size + state.leases.size,
         retained: state.done.size,
+        pending: state.pending.size,
+        connections: state.connections.size,
       };
     });
   }

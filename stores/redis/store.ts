@@ -299,19 +299,35 @@ export class RedisStore implements RequestStore {
       staleConnections: 0,
       live: 0,
       retained: 0,
+      pending: 0,
+      connections: 0,
     };
     const started = performance.now();
     for (;;) {
-      const [timedOut, requeued, purged, stale, live, retained, more] = (await this.#run(
-        'expire',
-        runtimeArgs(this.#call(rt), [EXPIRE_BATCH]),
-      )) as [string[], string[], number, number, number, number, number];
+      const reply = (await this.#run('expire', runtimeArgs(this.#call(rt), [EXPIRE_BATCH]))) as [
+        string[],
+        string[],
+        ...number[],
+      ];
+      const [timedOut, requeued, purged, stale, live, retained, more, pending, present] = reply as [
+        string[],
+        string[],
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
       out.timedOut.push(...timedOut);
       out.requeued.push(...requeued);
       out.purged += purged;
       out.staleConnections += stale;
       out.live = live;
       out.retained = retained;
+      out.pending = pending;
+      out.connections = present;
       if (more !== 1 || performance.now() - started >= EXPIRE_BUDGET_MS) return out;
     }
   }

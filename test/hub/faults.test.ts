@@ -53,11 +53,20 @@ async function pushedIds(d: FrameSocket, n: number, timeoutMs = 5000): Promise<s
   return ids.sort();
 }
 
-/** A relay whose wake-up listeners never run; counts the wake-ups it swallowed. */
-function dropWakes(dropped: { count: number }) {
+/**
+ * A relay whose wake-up listeners never run (or only after the first `limit` wake-ups
+ * were swallowed); counts the wake-ups it swallowed.
+ */
+function dropWakes(dropped: { count: number }, limit = Number.POSITIVE_INFINITY) {
+  const swallow =
+    (listener: (message: string) => void) =>
+    (message: string): void => {
+      if (dropped.count < limit) dropped.count++;
+      else listener(message);
+    };
   return (relay: Relay): Relay => ({
     subscribe: (channel, listener) =>
-      relay.subscribe(channel, channel.endsWith(':wake') ? () => void dropped.count++ : listener),
+      relay.subscribe(channel, channel.endsWith(':wake') ? swallow(listener) : listener),
     subscribed: (channel) => relay.subscribed(channel),
     publish: (channel, message) => relay.publish(channel, message),
     onReconnect: (listener) => relay.onReconnect(listener),
@@ -133,6 +142,39 @@ describe.each(['memory', 'redis'] as const)(
       expect({ push: await claims(b, 'push'), sweep: await claims(b, 'sweep') }).toEqual({
         push: 0,
         sweep: 5,
+      });
+    });
+  },
+);
+
+describe.each(['memory', 'redis'] as const)(
+  'one wake-up lost: the sweeper announces waiting work again (%s store)',
+  (mode) => {
+    it('delivers it by a pushed claim a pass or two later, not by the slow re-check', async () => {
+      let env: Record<string, string> = {};
+      let memoryStore: MemoryStore | undefined;
+      if (mode === 'redis') env = { REDIS_URL: (await redis()).url };
+      else memoryStore = new MemoryStore({ prefix: 'sb' });
+      const dropped = { count: 0 };
+      const a = await node(env, { memoryStore });
+      const b = await node(env, { memoryStore, wrapRelay: dropWakes(dropped, 1) });
+      const client = await clientToken();
+      const d = await daemonOn(b, 5);
+      const runtime = () => api(a, 'GET', '/v1/runtimes/laptop', { token: client });
+      await expect
+        .poll(async () => (await runtime()).body.connections?.length, { timeout: 5000 })
+        .toBe(1);
+
+      const id = await create(a, client, { kind: 'late', payload: 1 });
+      expect(await pushedIds(d, 1)).toEqual([id]);
+      expect(dropped.count).toBe(1);
+      const rewakes = async () =>
+        (await metric(a, 'switchboard_sweeper_rewakes_total')) +
+        (await metric(b, 'switchboard_sweeper_rewakes_total'));
+      expect(await rewakes()).toBeGreaterThanOrEqual(1);
+      expect({ push: await claims(b, 'push'), sweep: await claims(b, 'sweep') }).toEqual({
+        push: 1,
+        sweep: 0,
       });
     });
   },

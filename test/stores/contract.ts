@@ -659,6 +659,26 @@ export function storeContract(h: StoreHarness): void {
   });
 
   describe('presence and sweeping', () => {
+    it('tells the sweeper how much waits and how many daemons are connected', async () => {
+      const { store, create, claim, clock } = await setup();
+      await create();
+      await create();
+      await create();
+      await claim(1);
+      const conn = (id: string) => ({
+        connection_id: id,
+        node_id: 'node-a',
+        capacity: 1,
+        in_flight: 0,
+        connected_at: clock.t,
+      });
+      await store.upsertConnections(RT, [conn('c-1'), conn('c-2')], 3_000);
+      await store.recordHeartbeat(RT, 3_000); // an HTTP poller is no connection
+      expect(await store.expire(RT)).toMatchObject({ pending: 2, live: 3, connections: 2 });
+      clock.advance(3_000);
+      expect(await store.expire(RT)).toMatchObject({ pending: 2, connections: 0 });
+    });
+
     it('refreshes several connections of a runtime in one call', async () => {
       const { store, clock } = await setup();
       const conn = (id: string, inFlight: number) => ({

@@ -4,9 +4,10 @@
 -- KEYS[1..6], ARGV[1..5]  see includes/common.lua
 -- ARGV[6]  max records per category in one call (keeps one call short: Redis runs
 --          nothing else meanwhile)
--- Returns {timed_out_ids, requeued_ids, purged, stale_connections, live, retained, more}:
--- `more` is 1 when a category filled its batch, so more may be due (the caller calls
--- again), else 0.
+-- Returns {timed_out_ids, requeued_ids, purged, stale_connections, live, retained, more,
+-- pending, connections}: `more` is 1 when a category filled its batch, so more may be
+-- due (the caller calls again), else 0; `pending` the queue's length and `connections`
+-- the daemon connections still present, after the call.
 --!include common.lua
 --!include record.lua
 local limit = tonumber(ARGV[6])
@@ -34,7 +35,7 @@ local lapsed = redis.call('ZRANGEBYSCORE', K_DONE, '-inf', NOW - RETENTION, 'LIM
 if #lapsed == limit then more = 1 end
 for _, id in ipairs(lapsed) do forget(id) end
 local purged = #lapsed
-local stale = 0
+local stale, present = 0, 0
 local conns = redis.call('HGETALL', K_CONNS)
 for i = 1, #conns, 2 do
   local field = conns[i]
@@ -43,8 +44,12 @@ for i = 1, #conns, 2 do
     if not ok or tonumber(info.expires_at) <= NOW then
       redis.call('HDEL', K_CONNS, field)
       if field ~= '~http' then stale = stale + 1 end
+    elseif field ~= '~http' then
+      present = present + 1
     end
   end
 end
-local live = redis.call('ZCARD', K_PENDING) + redis.call('ZCARD', K_LEASES)
-return { timed_out, requeued, purged, stale, live, redis.call('ZCARD', K_DONE), more }
+local pending = redis.call('ZCARD', K_PENDING)
+local live = pending + redis.call('ZCARD', K_LEASES)
+return { timed_out, requeued, purged, stale, live, redis.call('ZCARD', K_DONE), more,
+  pending, present }
