@@ -131,14 +131,17 @@ export class Dispatcher {
   }
 
   /**
-   * Pumps every local runtime with free capacity (the timer and reconnect fallbacks).
-   * After a reconnect every runtime is suspect: claims made while the connection broke
-   * may have lost their replies.
+   * Pumps every local runtime with free capacity (the timer and reconnect fallbacks),
+   * but those `covered` otherwise (the sweep pass of their bucket ran here). After a
+   * reconnect every runtime is suspect: claims made while the connection broke may
+   * have lost their replies.
    */
-  async pumpAll(path: ClaimPath): Promise<void> {
+  async pumpAll(path: ClaimPath, covered?: (rt: RuntimeRef) => boolean): Promise<void> {
     const all = [...this.#runtimes.values()];
     if (path === 'reconnect') for (const r of all) r.suspect = true;
-    const due = all.filter((r) => r.suspect || [...r.conns].some((c) => c.free > 0));
+    const due = all.filter(
+      (r) => r.suspect || (!covered?.(r.rt) && [...r.conns].some((c) => c.free > 0)),
+    );
     // A chunk at a time: a new request's claim never queues behind thousands of these.
     for (let i = 0; i < due.length; i += PUMP_ALL_CHUNK) {
       await Promise.all(

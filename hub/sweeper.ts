@@ -10,7 +10,12 @@
  */
 import type { Logger } from 'pino';
 import type { RuntimeRef } from '../stores/domain.js';
-import { runtimeKeys, SWEEP_BUCKETS, workspacePresenceChannel } from '../stores/keys.js';
+import {
+  runtimeKeys,
+  SWEEP_BUCKETS,
+  sweepBucketOf,
+  workspacePresenceChannel,
+} from '../stores/keys.js';
 import type { RequestStore } from '../stores/store.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { HubMetrics } from './metrics.js';
@@ -78,6 +83,9 @@ export class Sweeper {
       this.#waitingNow.add(tag);
       if (this.#waiting.has(tag)) {
         metrics.rewakes.inc();
+        // This node's own daemons of it are pumped here, not through pub/sub: so for
+        // the runtimes of its buckets the node needs no re-check of its own (below).
+        void this.deps.dispatcher.pump(rt, 'sweep');
         await this.deps.relay.publish(runtimeKeys(store.settings.prefix, rt).wake, '1');
       }
     }
@@ -87,11 +95,13 @@ export class Sweeper {
   async #pass(): Promise<void> {
     const { store, logger } = this.deps;
     this.#waitingNow = new Set();
+    const held = new Set<number>();
     try {
       for (let bucket = 0; bucket < SWEEP_BUCKETS; bucket++) {
         // Hold the lock a little under two intervals: this node keeps the bucket while it
         // lives; a dead node's buckets pass on within two intervals.
         if (!(await store.lockBucket(bucket, this.deps.nodeId, this.deps.intervalMs * 2))) continue;
+        held.add(bucket);
         for (const rt of await store.sweepCandidates(bucket)) {
           try {
             await this.#sweepRuntime(rt);
@@ -107,7 +117,11 @@ export class Sweeper {
     this.#waiting = this.#waitingNow;
     // The last resort, for a subscriber link that drops messages while it stays up
     // (a dropped link is a reconnect, and that re-checks at once): every few passes.
+    // A runtime of a bucket swept here is covered: any work it has was seen by this pass
+    // (creates put a runtime in its bucket first), and the re-wake pumps locally.
     this.#passes = (this.#passes + 1) % RECHECK_EVERY_PASSES;
-    if (this.#passes === 0) await this.deps.dispatcher.pumpAll('sweep');
+    if (this.#passes === 0) {
+      await this.deps.dispatcher.pumpAll('sweep', (rt) => held.has(sweepBucketOf(rt)));
+    }
   }
 }

@@ -1,12 +1,14 @@
 /**
- * The sweep's re-check for lost wake-ups (a pending count per local runtime with free
+ * The node's re-check for lost wake-ups (a pending count per local runtime with free
  * capacity, and a claim where something waits) goes out a chunk at a time: with many
- * idle runtimes, a sweep never puts more than a chunk of reads in front of a new
- * request's claim on the store connection, and an idle runtime costs no claim at all.
+ * idle runtimes, it never puts more than a chunk of reads in front of a new request's
+ * claim on the store connection, and an idle runtime costs no claim at all. Runtimes of
+ * buckets the node swept itself are not re-checked at all.
  */
 import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { PUMP_ALL_CHUNK } from '../../hub/dispatcher.js';
+import { RECHECK_EVERY_PASSES } from '../../hub/sweeper.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { daemonToken, type FrameSocket, readyDaemon } from '../helpers/node.js';
 
@@ -28,6 +30,7 @@ it('sweeps local runtimes a chunk of reads at a time, and claims for none that i
   }
   for (const d of daemons) defer(() => d.close());
   await expect.poll(() => n.hub.dispatcher.connections.length).toBe(RUNTIMES);
+  await expect.poll(() => n.hub.dispatcher.connections.every((c) => c.free > 0)).toBe(true);
 
   let inFlight = 0;
   let most = 0;
@@ -49,10 +52,19 @@ it('sweeps local runtimes a chunk of reads at a time, and claims for none that i
     claims++;
     return claim(rt, opts);
   };
-  // Two sweep rounds over every runtime.
-  await expect.poll(() => looks, { timeout: 10_000 }).toBeGreaterThanOrEqual(2 * RUNTIMES);
+  // Two re-check rounds over every runtime, as a node does for runtimes of buckets it
+  // did not sweep itself.
+  await n.hub.dispatcher.pumpAll('sweep');
+  await n.hub.dispatcher.pumpAll('sweep');
+  expect(looks).toBe(2 * RUNTIMES);
   expect(most).toBeLessThanOrEqual(PUMP_ALL_CHUNK);
   // Idle runtimes cost no claim script (it took one each per round before): the few
   // claims seen are daemons' own first pumps, which may land after the patch.
   expect(claims).toBeLessThan(RUNTIMES / 8);
+
+  // The node sweeps every bucket itself (it is alone): its passes, the re-check pass
+  // among them, read no pending count at all, since the sweep saw any waiting work.
+  looks = 0;
+  for (let i = 0; i <= RECHECK_EVERY_PASSES; i++) await n.hub.sweeper.tick();
+  expect(looks).toBe(0);
 });
