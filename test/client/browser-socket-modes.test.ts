@@ -12,6 +12,7 @@ import {
   SOCKET_MOVES,
   type SocketMode,
 } from '../../src/client/browser-socket-modes.js';
+import { checksEveryMove } from './moves.js';
 
 const LEGAL: Record<SocketMode, SocketMode[]> = {
   idle: ['connecting', 'unavailable', 'closed'],
@@ -23,27 +24,9 @@ const LEGAL: Record<SocketMode, SocketMode[]> = {
 };
 
 const modes = Object.values(SOCKET_MODES);
-const pairs = modes.flatMap((from) => modes.map((to) => [from, to] as const));
 
 describe('browser client socket modes', () => {
-  it('has the modes and the moves written out here', () => {
-    expect([...modes].sort()).toEqual(Object.keys(LEGAL).sort());
-    for (const mode of modes) expect([...SOCKET_MOVES[mode]].sort()).toEqual(LEGAL[mode].sort());
-  });
-
-  it.each(pairs.filter(([from, to]) => LEGAL[from].includes(to)))(
-    'accepts %s -> %s',
-    (from, to) => {
-      expect(() => assertSocketMove(from, to)).not.toThrow();
-    },
-  );
-
-  it.each(pairs.filter(([from, to]) => !LEGAL[from].includes(to)))(
-    'refuses %s -> %s',
-    (from, to) => {
-      expect(() => assertSocketMove(from, to)).toThrow(`illegal mode change ${from} -> ${to}`);
-    },
-  );
+  checksEveryMove(modes, SOCKET_MOVES, LEGAL, assertSocketMove);
 
   it('changes mode in one place, after the check (src/client/browser-socket.ts)', () => {
     const source = readFileSync(

@@ -12,6 +12,7 @@ import {
   type DaemonMode,
   PUBLIC_STATE,
 } from '../../src/client/daemon-modes.js';
+import { checksEveryMove } from './moves.js';
 
 const LEGAL: Record<DaemonMode, DaemonMode[]> = {
   idle: ['connecting'],
@@ -25,33 +26,9 @@ const LEGAL: Record<DaemonMode, DaemonMode[]> = {
 };
 
 const modes = Object.values(DAEMON_MODES);
-const pairs = modes.flatMap((from) => modes.map((to) => [from, to] as const));
 
 describe('daemon modes', () => {
-  it('has the modes and the moves written out here', () => {
-    expect([...modes].sort()).toEqual(Object.keys(LEGAL).sort());
-    for (const mode of modes) expect([...DAEMON_MOVES[mode]].sort()).toEqual(LEGAL[mode].sort());
-  });
-
-  it.each(pairs.filter(([from, to]) => LEGAL[from].includes(to)))(
-    'accepts %s -> %s',
-    (from, to) => {
-      expect(() => assertDaemonMove(from, to)).not.toThrow();
-    },
-  );
-
-  it.each(pairs.filter(([from, to]) => !LEGAL[from].includes(to)))(
-    'refuses %s -> %s',
-    (from, to) => {
-      expect(() => assertDaemonMove(from, to)).toThrow(`illegal mode change ${from} -> ${to}`);
-    },
-  );
-
-  it('checks every pair: the legal ones and the refused ones add up', () => {
-    const legal = Object.values(LEGAL).flat().length;
-    expect(pairs.length).toBe(modes.length ** 2);
-    expect(pairs.filter(([f, t]) => LEGAL[f].includes(t))).toHaveLength(legal);
-  });
+  checksEveryMove(modes, DAEMON_MOVES, LEGAL, assertDaemonMove);
 
   it('closed is final, and every live mode can close', () => {
     expect(DAEMON_MOVES.closed).toEqual([]);
