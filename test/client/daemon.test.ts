@@ -12,7 +12,7 @@ import type { DaemonRequest } from '../../protocol/index.js';
 import { connectDaemon, type Daemon, type DaemonOptions } from '../../src/client/daemon.js';
 import type { SwitchboardNode } from '../../src/node.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { api, clientToken, daemonToken } from '../helpers/node.js';
+import { api, clientToken, daemonToken, metric } from '../helpers/node.js';
 import { type Frame, HttpProxy } from '../helpers/proxy.js';
 
 type Reported = { id: string; epoch: number; status: string; accepted: boolean };
@@ -103,15 +103,6 @@ function hub(n: { url: string }, client: string, runtime: string) {
       return (await api(n, 'GET', path, { token: client })).body;
     },
   };
-}
-
-/** Sum of a Prometheus counter on a node, over the series whose labels contain `label`. */
-async function metric(n: SwitchboardNode, name: string, label = ''): Promise<number> {
-  const { body } = await api(n, 'GET', '/metrics');
-  const series = String(body)
-    .split('\n')
-    .filter((l) => l.match(/^[\w]+/)?.[0] === name && l.includes(label));
-  return series.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
 const quick = { initialMs: 50, maxMs: 200 };

@@ -95,6 +95,15 @@ export async function api(
 type Frame = { type: string; [k: string]: any };
 
 /** A websocket that records every frame and lets a test await the next one it wants. */
+/** Sum of a Prometheus counter on a node, over the series whose labels contain `label`. */
+export async function metric(n: { url: string }, name: string, label = ''): Promise<number> {
+  const { body } = await api(n, 'GET', '/metrics');
+  const series = String(body)
+    .split('\n')
+    .filter((l) => l.match(/^[\w]+/)?.[0] === name && l.includes(label));
+  return series.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
 export class FrameSocket {
   readonly frames: Frame[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;

@@ -11,7 +11,14 @@ import type { SwitchboardNode } from '../../src/node.js';
 import { runtimeKeys } from '../../stores/keys.js';
 import { MemoryStore } from '../../stores/memory/store.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { api, clientToken, daemonToken, FrameSocket, readyDaemon } from '../helpers/node.js';
+import {
+  api,
+  clientToken,
+  daemonToken,
+  FrameSocket,
+  metric,
+  readyDaemon,
+} from '../helpers/node.js';
 
 const KEYS = runtimeKeys('sb', { workspace: 'acme', runtime: 'laptop' });
 
@@ -28,14 +35,6 @@ async function create(n: SwitchboardNode, token: string, body: unknown): Promise
   const res = await api(n, 'POST', '/v1/runtimes/laptop/requests', { token, body });
   expect(res.status).toBe(201);
   return res.body.id as string;
-}
-
-/** Sum of a Prometheus counter on a node, over the series whose labels contain `label`. */
-async function metric(n: SwitchboardNode, name: string, label = ''): Promise<number> {
-  const { body } = await api(n, 'GET', '/metrics');
-  const lines = String(body).split('\n');
-  const series = lines.filter((l) => l.match(/^[\w]+/)?.[0] === name && l.includes(label));
-  return series.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
 const claims = (n: SwitchboardNode, path: string) =>
@@ -116,24 +115,33 @@ describe('push lost: pub/sub connections killed', () => {
   });
 });
 
+/**
+ * Nodes a and b on one store (memory or a private Redis); b's relay swallows wake-ups
+ * (the first `limit` of them); a daemon of capacity 5 on b, listed as connected.
+ */
+async function wakesDroppedOnB(mode: 'memory' | 'redis', limit?: number) {
+  let env: Record<string, string> = {};
+  let memoryStore: MemoryStore | undefined;
+  if (mode === 'redis') env = { REDIS_URL: (await redis()).url };
+  else memoryStore = new MemoryStore({ prefix: 'sb' });
+  const dropped = { count: 0 };
+  const a = await node(env, { memoryStore });
+  const b = await node(env, { memoryStore, wrapRelay: dropWakes(dropped, limit) });
+  const client = await clientToken();
+  const d = await daemonOn(b, 5);
+  // Presence shows the connection once its ready-time drain has run on an empty queue.
+  const runtime = () => api(a, 'GET', '/v1/runtimes/laptop', { token: client });
+  await expect
+    .poll(async () => (await runtime()).body.connections?.length, { timeout: 5000 })
+    .toBe(1);
+  return { a, b, client, d, dropped };
+}
+
 describe.each(['memory', 'redis'] as const)(
   'push suppressed: wake-ups dropped (%s store)',
   (mode) => {
     it('delivers every request through the sweep', async () => {
-      let env: Record<string, string> = {};
-      let memoryStore: MemoryStore | undefined;
-      if (mode === 'redis') env = { REDIS_URL: (await redis()).url };
-      else memoryStore = new MemoryStore({ prefix: 'sb' });
-      const dropped = { count: 0 };
-      const a = await node(env, { memoryStore });
-      const b = await node(env, { memoryStore, wrapRelay: dropWakes(dropped) });
-      const client = await clientToken();
-      const d = await daemonOn(b, 5);
-      // Presence shows the connection once its ready-time drain has run on an empty queue.
-      const runtime = () => api(a, 'GET', '/v1/runtimes/laptop', { token: client });
-      await expect
-        .poll(async () => (await runtime()).body.connections?.length, { timeout: 5000 })
-        .toBe(1);
+      const { a, b, client, d, dropped } = await wakesDroppedOnB(mode);
 
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) ids.push(await create(a, client, { kind: 'quiet', payload: i }));
@@ -151,19 +159,7 @@ describe.each(['memory', 'redis'] as const)(
   'one wake-up lost: the sweeper announces waiting work again (%s store)',
   (mode) => {
     it('delivers it by a pushed claim a pass or two later, not by the slow re-check', async () => {
-      let env: Record<string, string> = {};
-      let memoryStore: MemoryStore | undefined;
-      if (mode === 'redis') env = { REDIS_URL: (await redis()).url };
-      else memoryStore = new MemoryStore({ prefix: 'sb' });
-      const dropped = { count: 0 };
-      const a = await node(env, { memoryStore });
-      const b = await node(env, { memoryStore, wrapRelay: dropWakes(dropped, 1) });
-      const client = await clientToken();
-      const d = await daemonOn(b, 5);
-      const runtime = () => api(a, 'GET', '/v1/runtimes/laptop', { token: client });
-      await expect
-        .poll(async () => (await runtime()).body.connections?.length, { timeout: 5000 })
-        .toBe(1);
+      const { a, b, client, d, dropped } = await wakesDroppedOnB(mode, 1);
 
       const id = await create(a, client, { kind: 'late', payload: 1 });
       expect(await pushedIds(d, 1)).toEqual([id]);

@@ -6,17 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import type { SwitchboardNode } from '../../src/node.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { api, clientToken, daemonToken } from '../helpers/node.js';
+import { api, clientToken, daemonToken, metric } from '../helpers/node.js';
 
 const { redis, node } = stopAfterEach();
-
-/** Sum of a Prometheus counter on a node, over the series whose labels contain `label`. */
-async function metric(n: SwitchboardNode, name: string, label = ''): Promise<number> {
-  const { body } = await api(n, 'GET', '/metrics');
-  const lines = String(body).split('\n');
-  const series = lines.filter((l) => l.match(/^[\w]+/)?.[0] === name && l.includes(label));
-  return series.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
 
 const transitions = (n: SwitchboardNode, status: string) =>
   metric(n, 'switchboard_request_transitions_total', `status="${status}"`);
