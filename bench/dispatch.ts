@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { Auth } from '../src/auth.js';
 import { freePort, RedisServer } from '../test/helpers/redis.js';
+import { untilReady } from './ready.js';
 
 const { values } = parseArgs({
   options: {
@@ -66,15 +67,8 @@ async function startNode(
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, child };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`node ${nodeId} did not become ready`);
+  await untilReady(url, child, `node ${nodeId}`);
+  return { url, child };
 }
 
 function openDaemon(

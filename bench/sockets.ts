@@ -30,6 +30,7 @@ import {
   round,
   rssBytes,
 } from './proc-stats.js';
+import { untilReady } from './ready.js';
 
 const { values } = parseArgs({
   options: {
@@ -106,16 +107,8 @@ async function startNode(redisUrl: string): Promise<{ url: string; pid: number }
   });
   child.stdout?.resume();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, pid: child.pid as number };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  throw new Error('the node did not become ready');
+  await untilReady(url, child, 'the node');
+  return { url, pid: child.pid as number };
 }
 
 /** Daemon sockets the node counts as open (its switchboard_sockets gauge). */

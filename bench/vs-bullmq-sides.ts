@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Auth } from '../src/auth.js';
 import { freePort } from '../test/helpers/redis.js';
+import { untilReady } from './ready.js';
 import { Rpc } from './vs-bullmq-common.js';
 import type { Side } from './vs-bullmq-report.js';
 
@@ -79,16 +80,8 @@ async function startNode(redisUrl: string, nodeId: string) {
     false,
   );
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, pid: child.pid as number };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  throw new Error(`node ${nodeId} did not become ready`);
+  await untilReady(url, child, `node ${nodeId}`);
+  return { url, pid: child.pid as number };
 }
 
 export async function startSwitchboard(redisUrl: string, inFlight: number): Promise<SideProcs> {
