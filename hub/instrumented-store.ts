@@ -19,6 +19,7 @@ import type {
   ListOptions,
   ListResult,
   Outcome,
+  OutputWrite,
   ReportResult,
   RequestStore,
 } from '../stores/store.js';
@@ -110,6 +111,14 @@ export class InstrumentedStore implements RequestStore {
 
   async cancel(rt: RuntimeRef, id: string, reason?: string): Promise<RequestRecord> {
     return this.#moved(await this.#call(this.inner.cancel(rt, id, reason)));
+  }
+
+  appendOutput(rt: RuntimeRef, id: string, epoch: number, writes: OutputWrite[]) {
+    return this.#call(this.inner.appendOutput(rt, id, epoch, writes));
+  }
+
+  readOutput(rt: RuntimeRef, id: string, opts: { after: number; limit: number }) {
+    return this.#call(this.inner.readOutput(rt, id, opts));
   }
 
   async retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord> {

@@ -102,3 +102,22 @@ export const RuntimeInfo = z.object({
   running: z.number(),
 });
 export type RuntimeInfo = z.infer<typeof RuntimeInfo>;
+
+/** One stored chunk of a request's output (DESIGN.md section 6). */
+export const OutputChunk = z.object({
+  offset: z.number().int(),
+  epoch: z.number().int(),
+  data: JsonValue,
+});
+export type OutputChunk = z.infer<typeof OutputChunk>;
+
+/** Most chunks one output read returns. */
+export const MAX_OUTPUT_PAGE = 1000;
+/** GET /v1/runtimes/:runtime/requests/:id/output */
+export const OutputPage = z.object({
+  chunks: z.array(OutputChunk),
+  next_after: z.number().int(),
+  /** The request is terminal and no chunk past next_after exists. */
+  done: z.boolean(),
+});
+export type OutputPage = z.infer<typeof OutputPage>;

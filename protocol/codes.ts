@@ -14,6 +14,7 @@ export const HTTP_STATUS = {
   already_terminal: 409,
   idempotency_conflict: 409,
   not_retryable: 409,
+  output_limit: 409,
   payload_too_large: 413,
   internal: 500,
   store_unavailable: 503,
@@ -26,6 +27,7 @@ export const SOCKET_ERROR_CODES = [
   'invalid_message',
   'limit_exceeded',
   'lease_lost',
+  'output_limit',
   'store_unavailable',
 ] as const;
 export type SocketErrorCode = (typeof SOCKET_ERROR_CODES)[number];
@@ -38,6 +40,7 @@ export const STORE_ERROR_CODES = [
   'already_terminal',
   'idempotency_conflict',
   'not_retryable',
+  'output_limit',
   'store_unavailable',
 ] as const satisfies readonly HttpErrorCode[];
 export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];

@@ -51,7 +51,20 @@ export const ResultFrame = z.union([
   }),
 ]);
 export type ResultFrame = z.infer<typeof ResultFrame>;
-export const DaemonInbound = z.union([ReadyFrame, RenewFrame, ResultFrame]);
+/** Most output chunks one HTTP output call may carry. */
+export const MAX_OUTPUT_BATCH = 1000;
+/** A chunk's number within its attempt: 1, 2, ... (DESIGN.md section 6). */
+export const OutputSeq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** One chunk of a running request's output (DESIGN.md section 6). */
+export const OutputFrame = z.strictObject({
+  type: z.literal('output'),
+  id: Id,
+  epoch: Epoch,
+  seq: OutputSeq,
+  data: JsonValue,
+});
+export type OutputFrame = z.infer<typeof OutputFrame>;
+export const DaemonInbound = z.union([ReadyFrame, RenewFrame, ResultFrame, OutputFrame]);
 export type DaemonInbound = z.infer<typeof DaemonInbound>;
 
 // server -> daemon
@@ -84,10 +97,20 @@ export const NackFrame = z.object({
   type: z.literal('nack'),
   id: z.string(),
   epoch: z.number().int(),
-  code: z.enum(['lease_lost', 'store_unavailable', 'invalid_message']),
+  code: z.enum(['lease_lost', 'output_limit', 'store_unavailable', 'invalid_message']),
+  /** For an `output` frame: the seq it refused. Absent for a `result`. */
+  seq: z.number().int().optional(),
   /** True when the same report may succeed later (store_unavailable). */
   retry: z.boolean(),
 });
+/** Every output chunk of this attempt up to `seq` is stored (acks are cumulative). */
+export const OutputAckFrame = z.object({
+  type: z.literal('output_ack'),
+  id: z.string(),
+  epoch: z.number().int(),
+  seq: z.number().int(),
+});
+export type OutputAckFrame = z.infer<typeof OutputAckFrame>;
 export const CancelFrame = z.object({
   type: z.literal('cancel'),
   id: z.string(),
@@ -101,6 +124,7 @@ export const DaemonOutbound = z.discriminatedUnion('type', [
   LeaseLostFrame,
   AckFrame,
   NackFrame,
+  OutputAckFrame,
   CancelFrame,
   DrainFrame,
   ErrorFrame,
@@ -109,6 +133,19 @@ export type DaemonOutbound = z.infer<typeof DaemonOutbound>;
 export type HelloFrame = z.infer<typeof HelloFrame>;
 /** The hub's answers to a `result` frame. */
 export type ReportAnswer = z.infer<typeof AckFrame> | z.infer<typeof NackFrame>;
+export type NackFrame = z.infer<typeof NackFrame>;
+
+// daemon HTTP output (POST /v1/daemon/requests/:id/output)
+export const OutputBody = z.strictObject({
+  epoch: Epoch,
+  chunks: z
+    .array(z.strictObject({ seq: OutputSeq, data: JsonValue }))
+    .min(1)
+    .max(MAX_OUTPUT_BATCH),
+});
+export type OutputBody = z.infer<typeof OutputBody>;
+export const OutputAck = z.object({ epoch: z.number().int(), acked_seq: z.number().int() });
+export type OutputAck = z.infer<typeof OutputAck>;
 
 // daemon HTTP heartbeat (POST /v1/daemon/heartbeat): the polling fallback's body and answer
 /** Most leases one heartbeat may renew. */
@@ -137,11 +174,22 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
 // client -> server
 const RequestIds = z.array(Id).min(1).max(500);
-export const SubscribeFrame = z.strictObject({
-  type: z.literal('subscribe'),
-  runtime: RuntimeId,
-  requests: RequestIds.optional(),
-});
+/** An output offset: 0 is "before the first chunk". */
+export const OutputOffset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const SubscribeFrame = z
+  .strictObject({
+    type: z.literal('subscribe'),
+    runtime: RuntimeId,
+    requests: RequestIds.optional(),
+    /** With `requests`: also stream each named request's output (DESIGN.md section 6). */
+    output: z.boolean().optional(),
+    /** Per request id: resume after this offset (default 0, the whole output). */
+    after: z.record(z.string(), OutputOffset).optional(),
+  })
+  .refine((f) => !f.output || f.requests !== undefined, {
+    message: 'output: true needs the request ids to stream',
+    path: ['output'],
+  });
 export const UnsubscribeFrame = z.strictObject({
   type: z.literal('unsubscribe'),
   runtime: RuntimeId,
@@ -172,10 +220,21 @@ export const SnapshotFrame = z.object({
 });
 export const RequestUpdateFrame = z.object({ type: z.literal('request'), request: Request });
 export const RuntimeFrame = z.object({ type: z.literal('runtime'), runtime_info: RuntimeInfo });
+/** One stored output chunk, in offset order, no gap, no repeat (DESIGN.md section 6). */
+export const ClientOutputFrame = z.object({
+  type: z.literal('output'),
+  runtime: z.string(),
+  id: z.string(),
+  epoch: z.number().int(),
+  offset: z.number().int(),
+  data: JsonValue,
+});
+export type ClientOutputFrame = z.infer<typeof ClientOutputFrame>;
 export const ClientOutbound = z.discriminatedUnion('type', [
   SnapshotFrame,
   RequestUpdateFrame,
   RuntimeFrame,
+  ClientOutputFrame,
   ErrorFrame,
 ]);
 export type ClientOutbound = z.infer<typeof ClientOutbound>;

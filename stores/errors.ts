@@ -12,6 +12,7 @@ const MESSAGES: Record<StoreErrorCode, string> = {
   already_terminal: 'the request is already in a terminal state',
   idempotency_conflict: 'the idempotency key was used with a different body',
   not_retryable: 'only failed, timed-out or cancelled requests can be retried',
+  output_limit: "the request's output is full (MAX_OUTPUT_CHUNKS or MAX_OUTPUT_BYTES)",
   store_unavailable: 'the store is unavailable',
 };
 
@@ -33,6 +34,8 @@ const SCRIPT_CODES: Record<number, StoreErrorCode> = {
   [-3]: 'already_terminal',
   [-4]: 'idempotency_conflict',
   [-5]: 'not_retryable',
+  [-6]: 'output_limit',
+  [-7]: 'invalid_request',
 };
 
 export function fromScriptCode(code: number): StoreError {

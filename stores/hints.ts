@@ -6,10 +6,16 @@
  * total at most HINT_RECORD_BYTES, so a node that forwards a change to a client or
  * answers a long-poll with it need not read the record again. Both stores write the
  * keys in that order, record last, so a reader that needs only the head parses only it.
+ *
+ * An output write publishes `{id, status: "running", epoch, output: {from, count, data?}}`
+ * instead: chunks `from .. from+count-1` of that epoch were stored, and `data` (their
+ * values, in order) is there when they total at most HINT_RECORD_BYTES. Such a hint is
+ * no state change: whoever waits for one ignores it.
  */
 import type { Status } from '../protocol/index.js';
 import type { RequestRecord } from './domain.js';
 import { decodeRecord, encodeRecord } from './record-fields.js';
+import type { StoredChunk } from './store.js';
 
 /** Also in stores/redis/lua/includes/record.lua. */
 export const HINT_RECORD_BYTES = 8192;
@@ -20,6 +26,15 @@ export interface UpdateHint {
   epoch: number;
   /** The record as of this change (see the module header). */
   record?: RequestRecord;
+  /** Set on an output hint (see the module header). */
+  output?: OutputHint;
+}
+
+export interface OutputHint {
+  from: number;
+  count: number;
+  /** The chunks' data as JSON values, when the hint carries them. */
+  data?: unknown[];
 }
 
 const RECORD_KEY = ',"record":';
@@ -29,6 +44,7 @@ interface WireHint {
   status: Status;
   epoch: number;
   record?: string[];
+  output?: OutputHint;
 }
 
 /** The hint in a message, with its record decoded when `withRecord`; null if not a hint. */
@@ -42,6 +58,7 @@ export function parseHint(message: string, withRecord = true): UpdateHint | null
   }
   if (typeof wire?.id !== 'string') return null;
   const hint: UpdateHint = { id: wire.id, status: wire.status, epoch: wire.epoch };
+  if (wire.output) hint.output = wire.output;
   if (withRecord && Array.isArray(wire.record)) hint.record = decodeRecord(wire.record);
   return hint;
 }
@@ -54,4 +71,15 @@ export function encodeHint(r: RequestRecord): string {
   for (let i = 1; i < flat.length; i += 2) size += (flat[i] as string).length;
   if (size <= HINT_RECORD_BYTES) wire.record = flat;
   return JSON.stringify(wire);
+}
+
+/** The hint for stored output chunks (all of one epoch, consecutive offsets). */
+export function encodeOutputHint(id: string, epoch: number, chunks: readonly StoredChunk[]): string {
+  const first = chunks[0];
+  if (!first) throw new Error('an output hint needs a chunk');
+  let size = 0;
+  for (const c of chunks) size += c.data.length;
+  const head = `{"id":${JSON.stringify(id)},"status":"running","epoch":${epoch},"output":{"from":${first.offset},"count":${chunks.length}`;
+  if (size > HINT_RECORD_BYTES) return `${head}}}`;
+  return `${head},"data":[${chunks.map((c) => c.data).join(',')}]}}`;
 }

@@ -24,6 +24,8 @@ export interface RuntimeKeys {
   /** Channel: a state-change hint `{id, status, epoch}` for every transition. */
   readonly updates: string;
   record(id: string): string;
+  /** The output stream of request `id` (lua/includes/common.lua derives the same). */
+  output(id: string): string;
   idem(key: string): string;
 }
 
@@ -51,6 +53,7 @@ export function runtimeKeys(prefix: string, rt: RuntimeRef): RuntimeKeys {
     wake: `${base}wake`,
     updates: `${base}updates`,
     record: (id) => `${base}req:${id}`,
+    output: (id) => `${base}out:${id}`,
     idem: (key) => `${base}idem:${key}`,
   };
 }

@@ -28,6 +28,10 @@ export interface StoreSettings {
   retentionMs: number;
   /** How long an idempotency key maps to its request. */
   idempotencyTtlMs: number;
+  /** Most output chunks one request may store (MAX_OUTPUT_CHUNKS). */
+  maxOutputChunks: number;
+  /** Most output bytes (serialised JSON of each chunk's data) per request (MAX_OUTPUT_BYTES). */
+  maxOutputBytes: number;
   /**
    * Clock override in epoch ms, for tests that step time. Unset: MemoryStore uses
    * Date.now(); RedisStore uses Redis TIME inside its scripts (one clock for all nodes).
@@ -41,6 +45,8 @@ export const DEFAULT_STORE_SETTINGS: StoreSettings = {
   leaseMs: 30_000,
   retentionMs: 3_600_000,
   idempotencyTtlMs: 86_400_000,
+  maxOutputChunks: 10_000,
+  maxOutputBytes: 16 * 1024 * 1024,
 };
 
 export interface CreateOptions {
@@ -104,6 +110,42 @@ export interface ReportResult {
   claimed: RequestRecord[];
 }
 
+/** One chunk a daemon writes: its number within the attempt and its data as JSON text. */
+export interface OutputWrite {
+  seq: number;
+  /** JSON text (validated by the caller); its UTF-8 length counts toward the byte limit. */
+  data: string;
+}
+
+/** One stored chunk. */
+export interface StoredChunk {
+  offset: number;
+  epoch: number;
+  /** JSON text. */
+  data: string;
+}
+
+export interface OutputResult {
+  epoch: number;
+  /** Every seq of this attempt up to this one is stored. */
+  acked_seq: number;
+  /** The chunks this call stored (not the ones it found already stored). */
+  stored: StoredChunk[];
+  /**
+   * Set when a chunk was refused; the ones before it were stored. `output_limit`: it
+   * would cross MAX_OUTPUT_CHUNKS or MAX_OUTPUT_BYTES; `seq_gap`: its seq skips one.
+   */
+  refused?: 'output_limit' | 'seq_gap';
+}
+
+export interface OutputRead {
+  chunks: StoredChunk[];
+  /** The offset to read after next time (the last chunk's, or `after` when none). */
+  next_after: number;
+  /** The request is terminal and no chunk past next_after exists. */
+  done: boolean;
+}
+
 export type Outcome =
   | { status: 'completed'; result: unknown }
   | { status: 'failed'; error: ErrorInfo };
@@ -150,6 +192,26 @@ export interface RequestStore {
   ): Promise<ReportResult>;
   /** Pending or running -> cancelled. Rejects not_found / already_terminal. */
   cancel(rt: RuntimeRef, id: string, reason?: string): Promise<RequestRecord>;
+  /**
+   * Append output chunks of a request running at `epoch` (DESIGN.md section 6), in seq
+   * order: a seq already stored for this attempt is skipped (acknowledged again), the
+   * next one is stored at the next offset, a later one is refused (`seq_gap`), and so is
+   * one past a limit (`output_limit`); the call stops at the first refusal. Rejects
+   * not_found, and lease_lost when the request is not running at `epoch`. Publishes one
+   * update hint carrying the stored chunks (hints.ts).
+   */
+  appendOutput(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    writes: OutputWrite[],
+  ): Promise<OutputResult>;
+  /** Up to `limit` chunks after offset `after`, in order; null when there is no such request. */
+  readOutput(
+    rt: RuntimeRef,
+    id: string,
+    opts: { after: number; limit: number },
+  ): Promise<OutputRead | null>;
   /** A failed, timed-out or cancelled request -> a new pending clone. */
   retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord>;
   /** The sweeper's transition for one runtime: deadlines, leases, retention, stale conns. */

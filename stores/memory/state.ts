@@ -8,7 +8,7 @@ import type { CreateRequestBody } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../domain.js';
 import { newRequestId } from '../ids.js';
 import { type RuntimeKeys, runtimeKeys } from '../keys.js';
-import type { ConnectionPresence, StoreSettings } from '../store.js';
+import type { ConnectionPresence, StoreSettings, StoredChunk } from '../store.js';
 import { ZSet } from './zset.js';
 
 export interface IdempotencyEntry {
@@ -32,9 +32,21 @@ export interface RuntimeState {
   /** Every live or retained id, all scores 0: id order (newest last). */
   readonly ids: ZSet;
   readonly idempotency: Map<string, IdempotencyEntry>;
+  /** Output of the requests that have any, by id (removed with the record). */
+  readonly outputs: Map<string, OutputLog>;
   readonly connections: Map<string, ConnectionPresence>;
   httpExpiresAt: number | null;
   lastSeen: number | null;
+}
+
+/** A request's stored output and where its writer's numbering stands. */
+export interface OutputLog {
+  /** chunks[i] has offset i + 1. */
+  readonly chunks: StoredChunk[];
+  bytes: number;
+  /** The epoch of the last stored chunk, and its seq in that attempt. */
+  epoch: number;
+  seq: number;
 }
 
 /** One store call on one runtime: its clock reading and what it has to publish. */
@@ -60,6 +72,7 @@ export function newRuntimeState(prefix: string, ref: RuntimeRef): RuntimeState {
     done: new ZSet(),
     ids: new ZSet(),
     idempotency: new Map(),
+    outputs: new Map(),
     connections: new Map(),
     httpExpiresAt: null,
     lastSeen: null,

@@ -25,6 +25,9 @@ import {
   type ListOptions,
   type ListResult,
   type Outcome,
+  type OutputRead,
+  type OutputResult,
+  type OutputWrite,
   type ReportResult,
   type RequestStore,
   type StoreSettings,
@@ -179,6 +182,30 @@ export class MemoryStore implements RequestStore {
       const message = reason ?? 'cancelled by client';
       step.finish(tx, r, { status: 'cancelled', error: { code: 'cancelled', message } });
       return copyRecord(r);
+    });
+  }
+
+  async appendOutput(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    writes: OutputWrite[],
+  ): Promise<OutputResult> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.requireRecord(tx, id);
+      if (r.status !== 'running' || r.epoch !== epoch) throw new StoreError('lease_lost');
+      return step.appendOutput(tx, r, writes, this.settings);
+    });
+  }
+
+  async readOutput(
+    rt: RuntimeRef,
+    id: string,
+    opts: { after: number; limit: number },
+  ): Promise<OutputRead | null> {
+    return this.#transact(rt, false, (tx) => {
+      const r = step.loadRecord(tx, id);
+      return r ? step.readOutput(tx, r, opts.after, opts.limit) : null;
     });
   }
 

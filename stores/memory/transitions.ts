@@ -5,11 +5,20 @@
  * lazy expiry and the queue bookkeeping live in one place.
  */
 
-import type { ErrorInfo } from '../../protocol/index.js';
+import { type ErrorInfo, TERMINAL } from '../../protocol/index.js';
 import type { RequestRecord } from '../domain.js';
 import { StoreError } from '../errors.js';
-import { encodeHint } from '../hints.js';
-import type { ClaimOptions, ListOptions, ListResult, Outcome } from '../store.js';
+import { encodeHint, encodeOutputHint } from '../hints.js';
+import type {
+  ClaimOptions,
+  ListOptions,
+  ListResult,
+  Outcome,
+  OutputRead,
+  OutputResult,
+  OutputWrite,
+  StoredChunk,
+} from '../store.js';
 import { copyRecord, type RuntimeState, type Txn } from './state.js';
 
 /** Higher priority sorts first; within one, requeued requests before created ones. */
@@ -121,6 +130,7 @@ export function finish(tx: Txn, r: RequestRecord, how: Finish): void {
 
 function forget(state: RuntimeState, id: string): void {
   state.records.delete(id);
+  state.outputs.delete(id);
   state.pending.delete(id);
   state.deadlines.delete(id);
   state.leases.delete(id);
@@ -165,6 +175,59 @@ export function expireOne(tx: Txn, r: RequestRecord): RequestRecord | null {
     return null;
   }
   return r;
+}
+
+/**
+ * Append output chunks to a running record at its epoch (RequestStore.appendOutput):
+ * skip seqs already stored in this attempt, stop at a gap or a limit.
+ */
+export function appendOutput(
+  tx: Txn,
+  r: RequestRecord,
+  writes: readonly OutputWrite[],
+  limits: { maxOutputChunks: number; maxOutputBytes: number },
+): OutputResult {
+  const { state } = tx;
+  let log = state.outputs.get(r.id);
+  if (!log) {
+    log = { chunks: [], bytes: 0, epoch: r.epoch, seq: 0 };
+    state.outputs.set(r.id, log);
+  }
+  if (log.epoch !== r.epoch) {
+    log.epoch = r.epoch;
+    log.seq = 0;
+  }
+  const stored: StoredChunk[] = [];
+  let refused: OutputResult['refused'];
+  for (const w of writes) {
+    if (w.seq <= log.seq) continue;
+    if (w.seq !== log.seq + 1) {
+      refused = 'seq_gap';
+      break;
+    }
+    const size = Buffer.byteLength(w.data);
+    if (log.chunks.length + 1 > limits.maxOutputChunks || log.bytes + size > limits.maxOutputBytes) {
+      refused = 'output_limit';
+      break;
+    }
+    const chunk = { offset: log.chunks.length + 1, epoch: r.epoch, data: w.data };
+    log.chunks.push(chunk);
+    log.bytes += size;
+    log.seq = w.seq;
+    stored.push(chunk);
+  }
+  if (stored.length > 0) tx.hints.push(encodeOutputHint(r.id, r.epoch, stored));
+  const result: OutputResult = { epoch: r.epoch, acked_seq: log.seq, stored: [...stored] };
+  if (refused) result.refused = refused;
+  return result;
+}
+
+/** Up to `limit` stored chunks after offset `after`. */
+export function readOutput(tx: Txn, r: RequestRecord, after: number, limit: number): OutputRead {
+  const all = tx.state.outputs.get(r.id)?.chunks ?? [];
+  const chunks = all.slice(after, after + limit);
+  const next_after = chunks.at(-1)?.offset ?? after;
+  return { chunks, next_after, done: TERMINAL.has(r.status) && next_after >= all.length };
 }
 
 /** Read one record after lazy expiry; null when missing or past retention. */

@@ -18,6 +18,8 @@ export const SCRIPT_NAMES = [
   'report',
   'cancel',
   'retry',
+  'output',
+  'output_read',
   'list',
   'expire',
   'presence',

@@ -28,9 +28,13 @@ import {
   type ListOptions,
   type ListResult,
   type Outcome,
+  type OutputRead,
+  type OutputResult,
+  type OutputWrite,
   type ReportResult,
   type RequestStore,
   type StoreSettings,
+  type StoredChunk,
 } from '../store.js';
 import { validateBodies } from '../validate.js';
 import { openRedis, type RedisConnection, type RedisTarget } from './connection.js';
@@ -276,6 +280,56 @@ export class RedisStore implements RequestStore {
       Flat[],
     ];
     return { record: decodeRecord(record), claimed: claimed.map(decodeRecord) };
+  }
+
+  async appendOutput(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    writes: OutputWrite[],
+  ): Promise<OutputResult> {
+    const { maxOutputChunks, maxOutputBytes } = this.settings;
+    const extra: (string | number)[] = [id, epoch, maxOutputChunks, maxOutputBytes, writes.length];
+    for (const w of writes) extra.push(w.seq, w.data);
+    const [at, acked, refusal, offset, seq, count] = (await this.#run(
+      'output',
+      runtimeArgs(this.#call(rt), extra),
+    )) as number[];
+    // The stored chunks are seqs seq .. seq+count-1 of `writes`, in order.
+    const bySeq = new Map<number, string>();
+    for (const w of writes) if (!bySeq.has(w.seq)) bySeq.set(w.seq, w.data);
+    const stored: StoredChunk[] = [];
+    for (let i = 0; i < (count as number); i++) {
+      stored.push({ offset: (offset as number) + i, epoch: at as number, data: bySeq.get((seq as number) + i) as string });
+    }
+    const result: OutputResult = { epoch: at as number, acked_seq: acked as number, stored };
+    if (refusal) result.refused = refusal === -6 ? 'output_limit' : 'seq_gap';
+    return result;
+  }
+
+  async readOutput(
+    rt: RuntimeRef,
+    id: string,
+    opts: { after: number; limit: number },
+  ): Promise<OutputRead | null> {
+    let reply: [number, number, [string, string[]][]];
+    try {
+      reply = (await this.#run(
+        'output_read',
+        runtimeArgs(this.#call(rt), [id, opts.after, opts.limit]),
+      )) as typeof reply;
+    } catch (err) {
+      if (isStoreError(err, 'not_found')) return null;
+      throw err;
+    }
+    const [terminal, last, entries] = reply;
+    const chunks = entries.map(([entryId, fields]) => ({
+      offset: Number.parseInt(entryId, 10),
+      epoch: Number(fields[1]),
+      data: fields[3] as string,
+    }));
+    const next_after = chunks.at(-1)?.offset ?? opts.after;
+    return { chunks, next_after, done: terminal === 1 && next_after >= last };
   }
 
   cancel(rt: RuntimeRef, id: string, reason = 'cancelled by client'): Promise<RequestRecord> {

@@ -12,6 +12,9 @@
 local K_PENDING, K_DEADLINES, K_LEASES = KEYS[1], KEYS[2], KEYS[3]
 local K_DONE, K_IDS, K_CONNS = KEYS[4], KEYS[5], KEYS[6]
 local REC = ARGV[1]
+-- The output stream of id X is OUT..X: REC with 'req:' replaced by 'out:' (keys.ts
+-- `output(id)` builds the same name).
+local OUT = string.sub(REC, 1, -5) .. 'out:'
 local NOW = tonumber(ARGV[2])
 if not NOW then
   local t = redis.call('TIME')
@@ -23,5 +26,6 @@ local RETENTION = tonumber(ARGV[5])
 -- Error codes (stores/errors.ts maps them to typed errors).
 local E_NOT_FOUND, E_LEASE_LOST, E_ALREADY_TERMINAL = -1, -2, -3
 local E_IDEMPOTENCY_CONFLICT, E_NOT_RETRYABLE = -4, -5
+local E_OUTPUT_LIMIT, E_SEQ_GAP = -6, -7
 
 local TERMINAL = { completed = true, failed = true, timeout = true, cancelled = true }

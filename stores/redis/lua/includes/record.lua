@@ -71,6 +71,8 @@ local function finish(id, status, epoch, extra, with_record)
   -- Redis drops the record by itself after retention (plus slack for clock steps);
   -- the sweeper trims the indexes.
   redis.call('PEXPIRE', key, RETENTION + 60000)
+  -- Its output (if any) goes with it.
+  redis.call('PEXPIRE', OUT .. id, RETENTION + 60000)
   if with_record then return publish_record(id, status, epoch) end
   publish_update(id, status, epoch)
 end
@@ -102,7 +104,7 @@ local function requeue(id, priority, epoch, pending_timeout_ms, attempt_delta, w
 end
 
 local function forget(id)
-  redis.call('DEL', REC .. id)
+  redis.call('DEL', REC .. id, OUT .. id)
   redis.call('ZREM', K_PENDING, id)
   redis.call('ZREM', K_DEADLINES, id)
   redis.call('ZREM', K_LEASES, id)
