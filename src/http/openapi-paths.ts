@@ -4,7 +4,7 @@
  * from the zod schemas.
  */
 import { z } from 'zod';
-import { GetQuery, ListQuery } from './schemas.js';
+import { EventsQuery, GetQuery, ListQuery, OutputQuery } from './schemas.js';
 
 type Json = Record<string, unknown>;
 export const REF = '#/components/schemas/';
@@ -44,7 +44,7 @@ const ERRORS: Record<string, string> = {
   '401': 'unauthorized',
   '403': 'forbidden',
   '404': 'not_found',
-  '409': 'lease_lost, already_terminal, idempotency_conflict or not_retryable',
+  '409': 'lease_lost, already_terminal, idempotency_conflict, not_retryable or output_limit',
   '413': 'payload_too_large',
   '503': 'store_unavailable or draining',
 };
@@ -133,6 +133,36 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         errors: ['400', '404'],
       }),
     },
+    [`${rq}/{id}/output`]: {
+      get: operation({
+        summary: 'A page of the request’s stored output after an offset',
+        security: client,
+        params: [RUNTIME, ID, ...queryParams(OutputQuery)],
+        ok: { '200': ['chunks after `after`', 'OutputPage'] },
+        errors: ['400', '404'],
+      }),
+    },
+    [`${rq}/{id}/events`]: {
+      get: operation({
+        summary:
+          'SSE: `output` events (id: offset) and `state` events until the terminal state; resume with Last-Event-ID',
+        security: client,
+        params: [
+          RUNTIME,
+          ID,
+          ...queryParams(EventsQuery),
+          {
+            name: 'Last-Event-ID',
+            in: 'header',
+            required: false,
+            description: 'resume after this output offset (wins over `after`)',
+            schema: { type: 'string', pattern: '^\\d{1,15}$' },
+          },
+        ],
+        ok: { '200': ['text/event-stream', null] },
+        errors: ['400', '404'],
+      }),
+    },
     [`${rq}/{id}/cancel`]: {
       post: operation({
         summary: 'Cancel a pending or running request',
@@ -170,6 +200,16 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         params: [ID],
         body: 'ResultBody',
         ok: { '200': ['accepted', 'ResultResponse'] },
+        errors: ['400', '404', '409', '413'],
+      }),
+    },
+    '/v1/daemon/requests/{id}/output': {
+      post: operation({
+        summary: 'Append output chunks, fenced by epoch, deduplicated by seq',
+        security: daemon,
+        params: [ID],
+        body: 'OutputBody',
+        ok: { '200': ['stored up to acked_seq', 'OutputAck'] },
         errors: ['400', '404', '409', '413'],
       }),
     },

@@ -9,6 +9,9 @@ import {
   DaemonRequest,
   JsonValue,
   MAX_JSON_DEPTH,
+  OutputAck,
+  OutputBody,
+  OutputPage,
   Request,
   RuntimeInfo,
 } from '../../protocol/index.js';
@@ -33,6 +36,7 @@ const INPUTS: Record<string, z.ZodType> = {
   HeartbeatBody,
   ResultBody,
   RenewBody,
+  OutputBody,
 };
 const OUTPUTS: Record<string, z.ZodType> = {
   Request,
@@ -42,6 +46,8 @@ const OUTPUTS: Record<string, z.ZodType> = {
   HeartbeatResponse,
   ResultResponse: z.object({ request: Request }),
   RenewResponse,
+  OutputAck,
+  OutputPage,
   RuntimeInfo: RuntimeInfo,
   RuntimeList: z.object({ runtimes: z.array(RuntimeInfo) }),
   Error: ErrorBodySchema,
