@@ -12,13 +12,13 @@
  * --dist runs the built node (dist/src/cli.js, after `npm run build`) instead of the
  * sources through tsx.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { Auth } from '../src/auth.js';
-import { freePort, RedisServer } from '../test/helpers/redis.js';
-import { untilReady } from './ready.js';
+import { RedisServer } from '../test/helpers/redis.js';
+import { startBenchNode } from './ready.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,34 +41,6 @@ function summary(label: string, ms: number[]): void {
   console.log(
     `${label.padEnd(44)} n=${s.length}  p50 ${pct(s, 50).toFixed(3)} ms  p99 ${pct(s, 99).toFixed(3)} ms  max ${(s.at(-1) ?? 0).toFixed(3)} ms`,
   );
-}
-
-async function startNode(
-  redisUrl: string,
-  nodeId: string,
-): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  // Node's own file names (pid and thread id in each): under tsx its loader thread writes
-  // a profile too, which a fixed name would let overwrite the main thread's.
-  const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
-  // --dist runs the built node (npm run build), as `npm start` does; else the sources.
-  const cli = values.dist ? ['dist/src/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
-  const child = spawn(process.execPath, [...profile, ...cli, 'serve'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      NODE_ID: nodeId,
-      REDIS_URL: redisUrl,
-      HUB_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_GRACE_MS: '1000',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await untilReady(url, child, `node ${nodeId}`);
-  return { url, child };
 }
 
 function openDaemon(
@@ -267,7 +239,7 @@ const redis = await RedisServer.start();
 const nodes: ChildProcess[] = [];
 try {
   const [a, b, c] = await Promise.all(
-    ['bench-a', 'bench-b', 'bench-c'].map((id) => startNode(redis.url, id)),
+    ['bench-a', 'bench-b', 'bench-c'].map((id) => startBenchNode(redis.url, id, SECRET, values)),
   );
   for (const n of [a, b, c]) if (n) nodes.push(n.child);
   const client = await auth.sign({ sub: 'c', ws: 'bench', role: 'client' }, '1h');
