@@ -32,6 +32,7 @@ const auth = new Auth(SECRET);
 const FILLER = 'x'.repeat(1000);
 const now = () => performance.timeOrigin + performance.now();
 
+// biome-ignore lint/suspicious/noExplicitAny: frames are read loosely here
 type Frame = { type: string; [k: string]: any };
 
 function open(url: string, path: string, token: string, onFrame: (f: Frame) => void) {
