@@ -141,7 +141,9 @@ export class Outputs {
     for (const s of this.#streams.values()) {
       if (s.sentOn === ws) {
         s.sentOn = null;
-        this.#retryLater(s);
+        // A newer socket is up (a handover): on it at once; else after a backoff.
+        if (this.deps.socket()) this.#pump(s);
+        else this.#retryLater(s);
       }
     }
   }
@@ -231,7 +233,7 @@ export class Outputs {
       res = await this.deps.http(path, outputBody(s.epoch, batch));
     } catch {
       s.posting = false;
-      this.#retryLater(s);
+      this.#again(s);
       return;
     }
     s.posting = false;
@@ -247,7 +249,7 @@ export class Outputs {
       return;
     }
     if (v.kind === 'retry') {
-      this.#retryLater(s, v.afterMs);
+      this.#again(s, v.afterMs);
       return;
     }
     if (v.code === 'output_limit') {
@@ -289,6 +291,15 @@ export class Outputs {
   #leaseLost(s: Stream): void {
     this.#stop(s, new OutputError('lease_lost', 'the hub says this attempt lost its lease'));
     this.deps.leaseLost(s.id, s.epoch);
+  }
+
+  /**
+   * An HTTP batch failed: if a socket came up meanwhile, the chunks go (or went) there;
+   * otherwise the batch is tried again after a backoff.
+   */
+  #again(s: Stream, afterMs?: number): void {
+    if (this.deps.socket()) this.#pump(s);
+    else this.#retryLater(s, afterMs);
   }
 
   /** No ack in time on the socket: send everything unacknowledged again. */
