@@ -61,8 +61,13 @@ interface Stream {
   posting: boolean;
   /** A retry after backoff is scheduled (nothing is sent meanwhile). */
   retryTimer: NodeJS.Timeout | null;
-  /** Chunks are out on a socket and no ack has come since: resend when it fires. */
+  /**
+   * Armed while chunks are out on a socket: when it fires and no ack has come for
+   * ANSWER_TIMEOUT_MS (since `heardAt`), everything unacknowledged is sent again.
+   */
   answerTimer: NodeJS.Timeout | null;
+  /** When the last ack came, or the first chunk after a quiet spell went out. */
+  heardAt: number;
   readonly backoff: Backoff;
   /** Why the stream stopped, once it has. */
   stopped: OutputError | null;
@@ -182,6 +187,7 @@ export class Outputs {
         posting: false,
         retryTimer: null,
         answerTimer: null,
+        heardAt: 0,
         backoff: new Backoff(100, 5_000),
         stopped: null,
         flushWaiters: [],
@@ -208,6 +214,7 @@ export class Outputs {
         s.sentUpTo = c.seq;
       }
       if (s.sentUpTo > s.acked && !s.answerTimer) {
+        s.heardAt = Date.now();
         s.answerTimer = setTimeout(() => this.#noAnswer(s), ANSWER_TIMEOUT_MS);
       }
       return;
@@ -279,13 +286,15 @@ export class Outputs {
       s.chunks = s.chunks.slice(s.head);
       s.head = 0;
     }
-    if (s.answerTimer) clearTimeout(s.answerTimer);
-    s.answerTimer = null;
+    // The answer timer stays armed while chunks are out (no timer churn per ack).
+    s.heardAt = Date.now();
     if (s.head === s.chunks.length) {
+      if (s.answerTimer) clearTimeout(s.answerTimer);
+      s.answerTimer = null;
       for (const w of s.flushWaiters.splice(0)) w();
       return;
     }
-    this.#pump(s); // the window moved (and re-arms the answer timer)
+    this.#pump(s); // the window moved
   }
 
   #leaseLost(s: Stream): void {
@@ -305,6 +314,11 @@ export class Outputs {
   /** No ack in time on the socket: send everything unacknowledged again. */
   #noAnswer(s: Stream): void {
     s.answerTimer = null;
+    const quietMs = Date.now() - s.heardAt;
+    if (quietMs < ANSWER_TIMEOUT_MS && s.sentUpTo > s.acked) {
+      s.answerTimer = setTimeout(() => this.#noAnswer(s), ANSWER_TIMEOUT_MS - quietMs);
+      return;
+    }
     s.sentOn = null;
     this.#pump(s);
   }
