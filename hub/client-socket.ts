@@ -26,11 +26,13 @@ import {
   type ClientOutbound,
   errorFrame,
   parseFrame,
+  TERMINAL,
 } from '../protocol/index.js';
 import { type RequestRecord, type RuntimeRef, toApiRequest } from '../stores/domain.js';
-import { parseHint } from '../stores/hints.js';
+import { parseHint, type UpdateHint } from '../stores/hints.js';
 import { runtimeKeys, workspacePresenceChannel } from '../stores/keys.js';
 import type { SocketHost as Hub } from './host.js';
+import { OutputFollower } from './output-follow.js';
 import { RELAY_TIMEOUT_MS } from './relay.js';
 import { BadFrames, sendBounded } from './socket-limits.js';
 import { StoreGate } from './socket-work.js';
@@ -39,6 +41,8 @@ const SNAPSHOT_LIMIT = 100;
 /** Explicit ids of one subscription read at a time (each still through the gate). */
 const SNAPSHOT_READERS = 16;
 const FORWARD_RETRY_MS = 1_000;
+/** How often a catch-up that outran its reader looks at the socket's buffer again. */
+const PACE_MS = 10;
 /** Per-socket memory of what was sent is bounded; the oldest entries go first. */
 const SENT_LIMIT = 10_000;
 
@@ -46,6 +50,8 @@ interface Subscription {
   rt: RuntimeRef;
   /** null: the whole runtime. */
   ids: Set<string> | null;
+  /** Requests whose output this socket streams (subscribe `output: true`), by id. */
+  outputs: Map<string, OutputFollower>;
   unsubscribe: (() => void)[];
   /** Hints that arrived before the snapshot went out. */
   buffered: string[] | null;
@@ -190,8 +196,10 @@ function onFrame(ws: WebSocket, data: RawData, isBinary: boolean): void {
     return;
   }
   const rt = { workspace: state.workspace, runtime: frame.runtime };
-  if (frame.type === 'subscribe') void subscribe(ws, state, rt, frame.requests);
-  else unsubscribe(state, rt, frame.requests);
+  if (frame.type === 'subscribe') {
+    const output = frame.output && frame.requests ? { after: frame.after ?? {} } : undefined;
+    void subscribe(ws, state, rt, frame.requests, output);
+  } else unsubscribe(state, rt, frame.requests);
 }
 
 /** Presence of the whole workspace: every known runtime now, then every change. */
@@ -213,9 +221,23 @@ async function watchRuntimes(ws: WebSocket, state: ClientState): Promise<void> {
 }
 
 /** Why a subscribe would pass the socket's limits, or null when it fits. */
-function overLimit(state: ClientState, runtime: string, ids?: string[]): string | null {
+function overLimit(
+  state: ClientState,
+  runtime: string,
+  ids?: string[],
+  output = false,
+): string | null {
   const { maxSubscribedRuntimes, maxSubscribedIds } = state.hub.settings;
   const existing = state.subs.get(runtime);
+  if (output && ids) {
+    // Output followers are held per id, also within a whole-runtime subscription.
+    let followed = 0;
+    for (const sub of state.subs.values()) followed += sub.outputs.size;
+    const added = new Set(ids.filter((id) => !existing?.outputs.has(id))).size;
+    if (followed + added > maxSubscribedIds) {
+      return `at most ${maxSubscribedIds} followed outputs per socket`;
+    }
+  }
   // Setups of subscriptions dropped meanwhile still read: they keep their places.
   let orphanRuntimes = 0;
   let total = 0;
@@ -235,9 +257,15 @@ function overLimit(state: ClientState, runtime: string, ids?: string[]): string 
   return null;
 }
 
-async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?: string[]) {
+async function subscribe(
+  ws: WebSocket,
+  state: ClientState,
+  rt: RuntimeRef,
+  ids?: string[],
+  output?: { after: Record<string, number> },
+) {
   const { hub } = state;
-  const refused = overLimit(state, rt.runtime, ids);
+  const refused = overLimit(state, rt.runtime, ids, output !== undefined);
   const about = ids ? { runtime: rt.runtime, requests: ids } : { runtime: rt.runtime };
   if (refused) return send(ws, errorFrame('limit_exceeded', refused, about));
   const keys = runtimeKeys(hub.store.settings.prefix, rt);
@@ -248,7 +276,7 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     if (sub.ids && ids) for (const id of ids) sub.ids.add(id);
     else sub.ids = null;
   } else {
-    sub = { rt, ids: ids ? new Set(ids) : null, unsubscribe: [], buffered: [] };
+    sub = { rt, ids: ids ? new Set(ids) : null, outputs: new Map(), unsubscribe: [], buffered: [] };
     const s = sub;
     state.subs.set(rt.runtime, s);
     s.unsubscribe.push(
@@ -261,6 +289,16 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
         },
       ),
     );
+  }
+  // Followers this frame adds; their catch-up goes out before the snapshot.
+  const following: OutputFollower[] = [];
+  if (output && ids) {
+    for (const id of ids) {
+      if (sub.outputs.has(id)) continue;
+      const follower = newFollower(ws, state, sub, id, output.after[id] ?? 0);
+      sub.outputs.set(id, follower);
+      following.push(follower);
+    }
   }
   const setup: Setup = { sub, created, ids: ids && sub.ids ? ids.length : 0 };
   state.setups.add(setup);
@@ -289,6 +327,8 @@ async function subscribe(ws: WebSocket, state: ClientState, rt: RuntimeRef, ids?
     if (state.subs.get(rt.runtime) !== sub) return;
     const info =
       (await state.gate.call(() => hub.store.getRuntime(rt))) ?? emptyRuntime(rt.runtime);
+    // Read after the records: a request the snapshot shows terminal has all its output sent.
+    await Promise.all(following.map((f) => state.gate.call(() => f.catchUp())));
     for (const r of records) remember(state, r.id, `${r.status}:${r.epoch}`);
     send(ws, {
       type: 'snapshot',
@@ -338,6 +378,7 @@ async function readIds(
 function unsubscribe(state: ClientState, rt: RuntimeRef, ids?: string[]): void {
   const sub = state.subs.get(rt.runtime);
   if (!sub) return;
+  for (const id of ids ?? []) sub.outputs.delete(id);
   if (ids && sub.ids) {
     for (const id of ids) sub.ids.delete(id);
     if (sub.ids.size > 0) return;
@@ -354,10 +395,61 @@ function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: s
     return;
   }
   const hint = parseHint(message);
-  if (!hint || (sub.ids && !sub.ids.has(hint.id))) return;
+  if (!hint) return;
+  const follower = sub.outputs.get(hint.id);
+  if (hint.output) {
+    follower?.onHint(hint.output, hint.epoch);
+    return;
+  }
+  if (sub.ids && !sub.ids.has(hint.id)) return;
+  if (follower && TERMINAL.has(hint.status)) {
+    // All output goes out before the state that says there is no more.
+    void state.gate
+      .call(() => follower.catchUp())
+      .then(
+        () => sendState(ws, state, sub.rt, hint),
+        () => sendState(ws, state, sub.rt, hint),
+      );
+    return;
+  }
+  sendState(ws, state, sub.rt, hint);
+}
+
+function sendState(ws: WebSocket, state: ClientState, rt: RuntimeRef, hint: UpdateHint): void {
   // The hint's own record, when it carries one, is the state to send: no read.
   if (hint.record) sendIfChanged(ws, state, hint.record);
-  else void forward(ws, state, sub.rt, hint.id);
+  else void forward(ws, state, rt, hint.id);
+}
+
+/** A follower of one request's output that sends `output` frames to this socket. */
+function newFollower(
+  ws: WebSocket,
+  state: ClientState,
+  sub: Subscription,
+  id: string,
+  after: number,
+): OutputFollower {
+  const { store } = state.hub;
+  const runtime = JSON.stringify(sub.rt.runtime);
+  const quoted = JSON.stringify(id);
+  return new OutputFollower(
+    (from, limit) => store.readOutput(sub.rt, id, { after: from, limit }),
+    after,
+    (c) => {
+      if (ws.readyState !== ws.OPEN) return;
+      // Built as text: the chunk's data is JSON text already.
+      const frame = `{"type":"output","runtime":${runtime},"id":${quoted},"epoch":${c.epoch},"offset":${c.offset},"data":${c.data}}`;
+      sendBounded(ws, frame, state.hub.settings.maxSocketBufferBytes);
+    },
+    () => paced(ws, state.hub.settings.maxSocketBufferBytes),
+  );
+}
+
+/** Resolves once the socket's unsent buffer is below half its cap (or it closed). */
+async function paced(ws: WebSocket, max: number): Promise<void> {
+  while (ws.readyState === ws.OPEN && ws.bufferedAmount > max / 2) {
+    await new Promise((resolve) => setTimeout(resolve, PACE_MS));
+  }
 }
 
 async function forward(
@@ -391,6 +483,7 @@ function sendIfChanged(ws: WebSocket, state: ClientState, record: RequestRecord)
 async function refresh(ws: WebSocket, state: ClientState, sub: Subscription): Promise<void> {
   try {
     const { store } = state.hub;
+    await Promise.all([...sub.outputs.values()].map((f) => state.gate.call(() => f.catchUp())));
     const records = sub.ids
       ? await readIds(state, sub.rt, [...sub.ids], () => state.subs.get(sub.rt.runtime) === sub)
       : (await state.gate.call(() => store.list(sub.rt, { limit: SNAPSHOT_LIMIT }))).requests;

@@ -15,22 +15,27 @@ import {
   CLOSE,
   DaemonInbound,
   errorFrame,
+  type NackFrame,
   parseFrame,
   type ResultFrame,
 } from '../protocol/index.js';
 import { isStoreError } from '../stores/errors.js';
+import type { OutputWrite } from '../stores/store.js';
 import { DAEMON_MODES, DaemonConnection } from './daemon-conn.js';
+import { OutputWriter } from './daemon-output.js';
 import type { SocketHost as Hub } from './host.js';
 import { WorkQueue } from './socket-work.js';
 
 /** Least time between two runs of a `ready` frame's store work on one socket. */
 export const READY_WORK_MS = 1_000;
 
-type StoreFrame = Exclude<DaemonInbound, { type: 'ready' }>;
+type StoreFrame = Exclude<DaemonInbound, { type: 'ready' } | { type: 'output' }>;
 
 /** The socket's store work: frames being stored or waiting, and the ready rate limit. */
 interface DaemonWork {
   queue: WorkQueue<StoreFrame>;
+  /** Output chunks on their way to the store, in order per attempt (daemon-output.ts). */
+  output: OutputWriter;
   /** When the last `ready` store work ran. */
   readyAt: number;
   /** A later `ready`'s store work, deferred to `readyAt + READY_WORK_MS`. */
@@ -60,6 +65,10 @@ export function attachDaemonSocket(
   socket[HUB] = hub;
   socket[WORK] = {
     queue: new WorkQueue((frame) => storeFrame(hub, conn, frame)),
+    output: new OutputWriter(
+      (id, epoch, writes) => storeOutput(hub, conn, id, epoch, writes),
+      hub.settings.maxSocketBufferBytes,
+    ),
     readyAt: 0,
     readyTimer: null,
   };
@@ -108,7 +117,7 @@ function onFrame(
   if (!parsed.ok) {
     const raw = parsed.raw as { type?: unknown; id?: unknown; epoch?: unknown } | null;
     const names =
-      raw?.type === 'result' &&
+      (raw?.type === 'result' || raw?.type === 'output') &&
       typeof raw.id === 'string' &&
       raw.id.length > 0 &&
       raw.id.length <= 128 &&
@@ -140,6 +149,13 @@ function onFrame(
         void conn.send(errorFrame('limit_exceeded', 'too many renew/result frames in flight'));
       }
       return;
+    case 'output': {
+      const write = { seq: frame.seq, data: JSON.stringify(frame.data) };
+      if (!work.output.offer(frame.id, frame.epoch, write)) {
+        void conn.send(outputNack(frame.id, frame.epoch, frame.seq, 'store_unavailable'));
+      }
+      return;
+    }
     case 'result':
       // Marked at once: the slot it frees is released only after its ack, even if queued.
       if (work.queue.offer(frame)) conn.reporting.add(frame.id);
@@ -157,6 +173,43 @@ function refusedResult(frame: ResultFrame) {
     code: 'store_unavailable',
     retry: true,
   } as const;
+}
+
+function outputNack(
+  id: string,
+  epoch: number,
+  seq: number,
+  code: 'lease_lost' | 'output_limit' | 'store_unavailable' | 'invalid_message',
+): NackFrame {
+  return { type: 'nack', id, epoch, seq, code, retry: code === 'store_unavailable' };
+}
+
+/**
+ * One batch of an attempt's output: acknowledged up to the last seq stored (cumulative),
+ * then, when the store refused a chunk, a `nack` naming its seq: `output_limit`, or
+ * `invalid_message` for a seq gap. A fencing refusal is `lease_lost`; a store failure a
+ * retryable `store_unavailable` (the daemon resends what is not acknowledged).
+ */
+async function storeOutput(
+  hub: Hub,
+  conn: DaemonConnection,
+  id: string,
+  epoch: number,
+  writes: OutputWrite[],
+): Promise<void> {
+  const first = (writes[0] as OutputWrite).seq;
+  try {
+    const out = await hub.store.appendOutput(conn.rt, id, epoch, writes);
+    if (out.acked_seq > 0) await conn.send({ type: 'output_ack', id, epoch, seq: out.acked_seq });
+    if (out.refused) {
+      const seq = writes.find((w) => w.seq > out.acked_seq)?.seq ?? out.acked_seq + 1;
+      const code = out.refused === 'output_limit' ? 'output_limit' : 'invalid_message';
+      await conn.send(outputNack(id, epoch, seq, code));
+    }
+  } catch (err) {
+    const code = isStoreError(err, 'store_unavailable') ? 'store_unavailable' : 'lease_lost';
+    await conn.send(outputNack(id, epoch, first, code));
+  }
 }
 
 function storeFrame(hub: Hub, conn: DaemonConnection, frame: StoreFrame): Promise<void> {

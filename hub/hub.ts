@@ -24,6 +24,7 @@ import { InstrumentedStore } from './instrumented-store.js';
 import { HubMetrics } from './metrics.js';
 import { PresenceLoop } from './presence-loop.js';
 import { type Relay, withTimeout } from './relay.js';
+import { RequestFollow } from './request-follow.js';
 import type { HubSettings } from './settings.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
@@ -173,6 +174,12 @@ export class Hub implements SocketHost {
 
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null> {
     return waitForTerminal(this.store, this.relay, rt, id, waitMs, this.#waits.signal);
+  }
+
+  /** Follows a request's states and output from `after` (the SSE route); null: no such request. */
+  followRequest(rt: RuntimeRef, id: string, after: number): Promise<RequestFollow | null> {
+    const max = this.settings.maxSocketBufferBytes;
+    return RequestFollow.open(this.store, this.relay, rt, id, after, max, this.#waits.signal);
   }
 
   /**

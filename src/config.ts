@@ -128,6 +128,9 @@ export const EnvSchema = z.object({
   SWEEP_INTERVAL_MS: int(1_000, 50, 60_000),
   SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
   MAX_PAYLOAD_BYTES: int(1_048_576, 1_024, 64 * 1_048_576),
+  // DESIGN.md section 6: what one request's output may hold.
+  MAX_OUTPUT_CHUNKS: int(10_000, 1, 10_000_000),
+  MAX_OUTPUT_BYTES: int(16 * 1_048_576, 1_024, 4_096 * 1_048_576),
   // DESIGN.md section 7: what one peer may cost its node.
   MAX_SOCKET_BUFFER_BYTES: int(8 * 1_048_576, 65_536, 1_024 * 1_048_576),
   READY_TIMEOUT_MS: int(30_000, 100, 600_000),
@@ -206,6 +209,8 @@ export const ConfigSchema = EnvSchema.superRefine(
     sweepIntervalMs: env.SWEEP_INTERVAL_MS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
+    maxOutputChunks: env.MAX_OUTPUT_CHUNKS,
+    maxOutputBytes: env.MAX_OUTPUT_BYTES,
     maxSocketBufferBytes: env.MAX_SOCKET_BUFFER_BYTES,
     readyTimeoutMs: env.READY_TIMEOUT_MS,
     storeLostDrainMs: env.STORE_LOST_DRAIN_MS,

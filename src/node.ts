@@ -203,6 +203,8 @@ async function openStore(
     pendingTimeoutMs: config.pendingTimeoutMs,
     leaseMs: config.leaseMs,
     retentionMs: config.retentionMs,
+    maxOutputChunks: config.maxOutputChunks,
+    maxOutputBytes: config.maxOutputBytes,
   };
   if (!config.redisUrl) {
     const store = options.memoryStore ?? new MemoryStore(settings);

@@ -74,7 +74,11 @@ export function encodeHint(r: RequestRecord): string {
 }
 
 /** The hint for stored output chunks (all of one epoch, consecutive offsets). */
-export function encodeOutputHint(id: string, epoch: number, chunks: readonly StoredChunk[]): string {
+export function encodeOutputHint(
+  id: string,
+  epoch: number,
+  chunks: readonly StoredChunk[],
+): string {
   const first = chunks[0];
   if (!first) throw new Error('an output hint needs a chunk');
   let size = 0;

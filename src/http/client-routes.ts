@@ -4,15 +4,63 @@
  * caller's workspace, so another workspace's ids are simply not found.
  */
 import { Hono } from 'hono';
+import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
+import { FollowLagging, type RequestFollow } from '../../hub/request-follow.js';
 import { CreateBatchBody, CreateRequestBody } from '../../protocol/index.js';
 import { toApiRequest } from '../../stores/domain.js';
 import type { AppEnv } from './context.js';
 import { HttpError } from './errors.js';
 import type { HubApi } from './hub-api.js';
-import { CancelBody, GetQuery, IdempotencyKey, ListQuery } from './schemas.js';
+import {
+  CancelBody,
+  EventsQuery,
+  GetQuery,
+  IdempotencyKey,
+  LastEventId,
+  ListQuery,
+  OutputQuery,
+} from './schemas.js';
 import { readHeader, readJson, readQuery, requestIdParam, runtimeRef } from './validate.js';
 
 const noSuchRequest = (): HttpError => new HttpError('not_found', 'no such request');
+
+/** An SSE comment this often keeps proxies from closing a quiet stream. */
+const SSE_KEEPALIVE_MS = 15_000;
+
+/**
+ * A request's events as SSE: `output` (id: the offset, data {epoch, data}) and `state`
+ * (data: the Request), ending after the terminal state, or when the reader falls too far
+ * behind or the node shuts down (the reader reconnects with Last-Event-ID).
+ */
+async function streamEvents(stream: SSEStreamingApi, follow: RequestFollow): Promise<void> {
+  stream.onAbort(() => follow.close());
+  const keepalive = setInterval(() => void stream.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
+  keepalive.unref();
+  try {
+    for (;;) {
+      const event = await follow.next();
+      if (event === null) return;
+      if (event.type === 'output') {
+        const { offset, epoch, data } = event.chunk;
+        await stream.writeSSE({
+          event: 'output',
+          id: String(offset),
+          data: `{"epoch":${epoch},"data":${data}}`,
+        });
+      } else {
+        await stream.writeSSE({
+          event: 'state',
+          data: JSON.stringify(toApiRequest(event.record)),
+        });
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof FollowLagging)) throw err;
+  } finally {
+    clearInterval(keepalive);
+    follow.close();
+  }
+}
 
 export function clientRoutes(hub: HubApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
@@ -65,6 +113,33 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
       : await hub.store.get(rt, id);
     if (record === null) throw noSuchRequest();
     return c.json(toApiRequest(record));
+  });
+
+  routes.get('/:runtime/requests/:id/output', async (c) => {
+    const rt = runtimeRef(c);
+    const { after, limit } = readQuery(c, OutputQuery);
+    const id = requestIdParam(c);
+    if (id === undefined) throw noSuchRequest();
+    const page = await hub.store.readOutput(rt, id, { after, limit });
+    if (page === null) throw noSuchRequest();
+    // Built as text: each chunk's data is stored as JSON text already.
+    const chunks = page.chunks.map(
+      (ch) => `{"offset":${ch.offset},"epoch":${ch.epoch},"data":${ch.data}}`,
+    );
+    const body = `{"chunks":[${chunks.join(',')}],"next_after":${page.next_after},"done":${page.done}}`;
+    return c.body(body, 200, { 'content-type': 'application/json' });
+  });
+
+  routes.get('/:runtime/requests/:id/events', async (c) => {
+    const rt = runtimeRef(c);
+    const query = readQuery(c, EventsQuery);
+    const lastEventId = readHeader(c, 'last-event-id', LastEventId);
+    const id = requestIdParam(c);
+    if (id === undefined) throw noSuchRequest();
+    const after = lastEventId !== undefined ? Number(lastEventId) : (query.after ?? 0);
+    const follow = await hub.followRequest(rt, id, after);
+    if (follow === null) throw noSuchRequest();
+    return streamSSE(c, (stream) => streamEvents(stream, follow));
   });
 
   routes.post('/:runtime/requests/:id/cancel', async (c) => {

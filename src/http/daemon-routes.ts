@@ -13,7 +13,7 @@ import type { Outcome } from '../../stores/store.js';
 import { type AppEnv, daemonRuntime } from './context.js';
 import { HttpError } from './errors.js';
 import type { HubApi } from './hub-api.js';
-import { HeartbeatBody, RenewBody, ResultBody } from './schemas.js';
+import { HeartbeatBody, OutputBody, RenewBody, ResultBody } from './schemas.js';
 import { readJson, requestIdParam } from './validate.js';
 
 const leaseLost = (cause?: unknown): HttpError =>
@@ -58,6 +58,25 @@ export function daemonRoutes(hub: HubApi): Hono<AppEnv> {
     const rt = daemonRuntime(c.get('principal'));
     const record = await fenced(() => hub.report(rt, id, body.epoch, outcome));
     return c.json({ request: toApiRequest(record) });
+  });
+
+  routes.post('/requests/:id/output', async (c) => {
+    const body = await readJson(c, OutputBody);
+    const id = requestIdParam(c);
+    if (id === undefined) throw new StoreError('not_found');
+    const rt = daemonRuntime(c.get('principal'));
+    const writes = body.chunks.map((w) => ({ seq: w.seq, data: JSON.stringify(w.data) }));
+    const out = await fenced(() => hub.store.appendOutput(rt, id, body.epoch, writes));
+    if (out.refused) {
+      // The chunks before the refused one are stored; details name the refused one.
+      const at = body.chunks.findIndex((w) => w.seq > out.acked_seq);
+      const details = [{ path: ['chunks', at], message: `refused; acked_seq ${out.acked_seq}` }];
+      if (out.refused === 'output_limit') {
+        throw new HttpError('output_limit', "the request's output is full", details);
+      }
+      throw new HttpError('invalid_request', `seq gap: expected seq ${out.acked_seq + 1}`, details);
+    }
+    return c.json({ epoch: out.epoch, acked_seq: out.acked_seq });
   });
 
   routes.post('/requests/:id/renew', async (c) => {

@@ -3,6 +3,7 @@
  * structurally; tests stub it over a MemoryStore.
  */
 
+import type { RequestFollow } from '../../hub/request-follow.js';
 import type { HeartbeatBody, HeartbeatResponse } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
@@ -14,6 +15,8 @@ export interface HubApi {
   readonly draining: boolean;
   /** The record once terminal, or as it is after `waitMs`; null when it does not exist. */
   waitForTerminal(rt: RuntimeRef, id: string, waitMs: number): Promise<RequestRecord | null>;
+  /** A request's states and output from offset `after`, to its end; null: no such request. */
+  followRequest(rt: RuntimeRef, id: string, after: number): Promise<RequestFollow | null>;
   heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse>;
   report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;

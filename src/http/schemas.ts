@@ -4,11 +4,17 @@
  */
 import { z } from 'zod';
 import { MAX_WAIT_MS } from '../../hub/settings.js';
-import { ErrorInfo, JsonValue, Status } from '../../protocol/index.js';
+import { ErrorInfo, JsonValue, MAX_OUTPUT_PAGE, Status } from '../../protocol/index.js';
 
 const Epoch = z.number().int().min(0);
 
-export { HeartbeatBody, HeartbeatResponse, MAX_HEARTBEAT_LEASES } from '../../protocol/index.js';
+export {
+  HeartbeatBody,
+  HeartbeatResponse,
+  MAX_HEARTBEAT_LEASES,
+  OutputAck,
+  OutputBody,
+} from '../../protocol/index.js';
 
 export const ResultBody = z.discriminatedUnion('status', [
   z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: JsonValue.optional() }),
@@ -31,6 +37,19 @@ export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().min(1).max(1024).optional(),
 });
+
+const Offset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** `GET .../requests/:id/output?after=N&limit=M` (M <= MAX_OUTPUT_PAGE). */
+export const OutputQuery = z.object({
+  after: Offset.default(0),
+  limit: z.coerce.number().int().min(1).max(MAX_OUTPUT_PAGE).default(100),
+});
+
+/** `GET .../requests/:id/events?after=N`; a `Last-Event-ID` header takes precedence. */
+export const EventsQuery = z.object({ after: Offset.optional() });
+/** `Last-Event-ID`: the offset of the last output event the client has. */
+export const LastEventId = z.string().regex(/^\d{1,15}$/, 'expected an output offset');
 
 /** `Idempotency-Key`: 1..255 printable ASCII characters, no spaces. */
 export const IdempotencyKey = z

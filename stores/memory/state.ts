@@ -8,7 +8,7 @@ import type { CreateRequestBody } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../domain.js';
 import { newRequestId } from '../ids.js';
 import { type RuntimeKeys, runtimeKeys } from '../keys.js';
-import type { ConnectionPresence, StoreSettings, StoredChunk } from '../store.js';
+import type { ConnectionPresence, StoredChunk, StoreSettings } from '../store.js';
 import { ZSet } from './zset.js';
 
 export interface IdempotencyEntry {

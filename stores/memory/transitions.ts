@@ -206,7 +206,10 @@ export function appendOutput(
       break;
     }
     const size = Buffer.byteLength(w.data);
-    if (log.chunks.length + 1 > limits.maxOutputChunks || log.bytes + size > limits.maxOutputBytes) {
+    if (
+      log.chunks.length + 1 > limits.maxOutputChunks ||
+      log.bytes + size > limits.maxOutputBytes
+    ) {
       refused = 'output_limit';
       break;
     }

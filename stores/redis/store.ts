@@ -33,8 +33,8 @@ import {
   type OutputWrite,
   type ReportResult,
   type RequestStore,
-  type StoreSettings,
   type StoredChunk,
+  type StoreSettings,
 } from '../store.js';
 import { validateBodies } from '../validate.js';
 import { openRedis, type RedisConnection, type RedisTarget } from './connection.js';
@@ -300,7 +300,11 @@ export class RedisStore implements RequestStore {
     for (const w of writes) if (!bySeq.has(w.seq)) bySeq.set(w.seq, w.data);
     const stored: StoredChunk[] = [];
     for (let i = 0; i < (count as number); i++) {
-      stored.push({ offset: (offset as number) + i, epoch: at as number, data: bySeq.get((seq as number) + i) as string });
+      stored.push({
+        offset: (offset as number) + i,
+        epoch: at as number,
+        data: bySeq.get((seq as number) + i) as string,
+      });
     }
     const result: OutputResult = { epoch: at as number, acked_seq: acked as number, stored };
     if (refusal) result.refused = refusal === -6 ? 'output_limit' : 'seq_gap';

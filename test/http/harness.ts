@@ -5,6 +5,8 @@
  */
 import { pino } from 'pino';
 import { InstrumentedStore } from '../../hub/instrumented-store.js';
+import { MemoryRelay } from '../../hub/relay.js';
+import { RequestFollow } from '../../hub/request-follow.js';
 import { Auth } from '../../src/auth.js';
 import { loadConfig } from '../../src/config.js';
 import { type AppDeps, createApp } from '../../src/http/app.js';
@@ -23,7 +25,9 @@ export class StubHub implements HubApi {
   storeErrors = 0;
   /** The MemoryStore behind the hub's own wrapper, so counting is the hub's. */
   readonly store: InstrumentedStore;
+  readonly #relay: MemoryRelay;
   constructor(memory: MemoryStore) {
+    this.#relay = new MemoryRelay(memory.bus);
     this.store = new InstrumentedStore(memory, {
       transition: (status, n) => {
         for (let i = 0; i < n; i++) this.noted.push(status);
@@ -32,6 +36,9 @@ export class StubHub implements HubApi {
         this.storeErrors++;
       },
     });
+  }
+  followRequest(rt: RuntimeRef, id: string, after: number) {
+    return RequestFollow.open(this.store, this.#relay, rt, id, after, 1 << 20);
   }
   waitForTerminal(rt: RuntimeRef, id: string): Promise<RequestRecord | null> {
     return this.store.get(rt, id);
