@@ -13,6 +13,8 @@
  *   backoff), and when no ack came in time; the hub stores each `seq` once.
  * - It stops at `lease_lost`, `output_limit` or another refusal: every chunk not stored,
  *   and every later write of the attempt, rejects with an `OutputError` of that code.
+ *   A seq gap (`invalid_message`) is resent a few times first: a hub whose buffer was
+ *   full refuses one frame and may take the next.
  * - `flushed()` settles once nothing is left unacknowledged (or the stream stopped): the
  *   daemon reports a result only then, so a result never overtakes its output.
  */
@@ -69,6 +71,8 @@ interface Stream {
   /** When the last ack came, or the first chunk after a quiet spell went out. */
   heardAt: number;
   readonly backoff: Backoff;
+  /** `invalid_message` nacks since the last ack (seq gaps): retried up to MAX_GAPS. */
+  gaps: number;
   /** Why the stream stopped, once it has. */
   stopped: OutputError | null;
   /** Called once nothing is unacknowledged or the stream stopped. */
@@ -79,6 +83,12 @@ const ANSWER_TIMEOUT_MS = 10_000;
 const MAX_RETRY_AFTER_MS = 60_000;
 /** Most chunks in one HTTP batch (protocol MAX_OUTPUT_BATCH). */
 const MAX_BATCH = 1000;
+/**
+ * `invalid_message` nacks in a row (no ack between) before the stream gives up: a hub
+ * that refused a frame for a full buffer may answer the frames after it with a seq gap,
+ * which a resend mends; a frame the hub cannot take at all fails every time.
+ */
+const MAX_GAPS = 8;
 
 export class Outputs {
   readonly #streams = new Map<string, Stream>();
@@ -132,10 +142,13 @@ export class Outputs {
     const seq = frame.seq ?? s.acked + 1;
     if (frame.code === 'output_limit') {
       // The store refused `seq` for the limit: every seq before it is stored.
-      this.#acked(s, seq - 1);
-      this.#stop(s, new OutputError('output_limit', "the request's output is full"));
+      this.#full(s, seq - 1);
     } else if (frame.code === 'lease_lost') {
       this.#leaseLost(s);
+    } else if (++s.gaps <= MAX_GAPS) {
+      // A seq gap: the hub refused an earlier frame (its buffer was full) and took a
+      // later one. Everything from the first unacknowledged chunk goes again.
+      this.#retryLater(s);
     } else {
       this.#stop(s, new OutputError('refused', `the hub refused chunk ${seq}: ${frame.code}`));
     }
@@ -188,6 +201,7 @@ export class Outputs {
         retryTimer: null,
         answerTimer: null,
         heardAt: 0,
+        gaps: 0,
         backoff: new Backoff(100, 5_000),
         stopped: null,
         flushWaiters: [],
@@ -260,9 +274,9 @@ export class Outputs {
       return;
     }
     if (v.code === 'output_limit') {
-      const acked = (res.body as { acked_seq?: unknown } | null)?.acked_seq;
-      if (typeof acked === 'number') this.#acked(s, acked);
-      this.#stop(s, new OutputError('output_limit', "the request's output is full"));
+      // The chunks before the refused one are stored; the error's details name it.
+      const at = refusedIndex(res.body);
+      this.#full(s, at !== undefined && batch[at] ? (batch[at] as Chunk).seq - 1 : s.acked);
     } else if (v.code === 'lease_lost' || v.code === 'already_terminal' || v.code === 'not_found') {
       this.#leaseLost(s);
     } else {
@@ -282,6 +296,7 @@ export class Outputs {
     s.acked = upTo;
     s.sentUpTo = Math.max(s.sentUpTo, upTo);
     s.backoff.reset();
+    s.gaps = 0;
     if (s.head > 1024 && s.head * 2 > s.chunks.length) {
       s.chunks = s.chunks.slice(s.head);
       s.head = 0;
@@ -295,6 +310,14 @@ export class Outputs {
       return;
     }
     this.#pump(s); // the window moved
+  }
+
+  /** output_limit: chunks up to `storedUpTo` settle, nothing more is sent, the rest rejects. */
+  #full(s: Stream, storedUpTo: number): void {
+    const err = new OutputError('output_limit', "the request's output is full");
+    s.stopped = err; // first: the acks below must not send anything more
+    this.#acked(s, storedUpTo);
+    this.#stop(s, err);
   }
 
   #leaseLost(s: Stream): void {
@@ -348,4 +371,11 @@ export class Outputs {
     s.head = 0;
     for (const w of s.flushWaiters.splice(0)) w();
   }
+}
+
+/** The index in the batch of the chunk the hub refused (`details: [{path: ['chunks', i]}]`). */
+function refusedIndex(body: unknown): number | undefined {
+  const details = (body as { error?: { details?: { path?: unknown[] }[] } } | null)?.error?.details;
+  const path = details?.[0]?.path;
+  return path?.[0] === 'chunks' && typeof path[1] === 'number' ? path[1] : undefined;
 }

@@ -124,22 +124,40 @@ describe('output over HTTP (polling mode)', () => {
     expect(paths(hub)).not.toContain('result');
   });
 
-  it('409 output_limit: the writes reject so, and the result is still posted', async () => {
-    const hub = await pollingHub((call) =>
-      call.body.chunks[0].seq === 1
-        ? storeBatch(hub, { ...call.body, chunks: call.body.chunks.slice(0, 1) })
-        : { status: 409, body: { error: { code: 'output_limit', message: 'output is full' } } },
-    );
+  it('409 output_limit: the chunks before the refused one settle, the rest reject so', async () => {
+    // Seq 3 does not fit: the hub stores the batch up to it and names it in the details.
+    const hub = await pollingHub((call) => {
+      const at = call.body.chunks.findIndex((c: { seq: number }) => c.seq >= 3);
+      if (at < 0) return storeBatch(hub, call.body);
+      storeBatch(hub, { ...call.body, chunks: call.body.chunks.slice(0, at) });
+      return {
+        status: 409,
+        body: {
+          error: {
+            code: 'output_limit',
+            message: "the request's output is full",
+            details: [{ path: ['chunks', at], message: 'refused; acked_seq 2' }],
+          },
+        },
+      };
+    });
     const write = async (_p: unknown, ctx: HandlerContext) => {
-      const first = await outcomes([ctx.output('fits')]);
-      return [...first, ...(await outcomes([ctx.output('over'), ctx.output('later')]))];
+      const writes = ['a', 'b', 'c', 'd'].map((c) => ctx.output(c));
+      return [...(await outcomes(writes)), ...(await outcomes([ctx.output('later')]))];
     };
     const { reported } = await pollingDaemon(hub, { write });
     await until(() => reported.length === 1, 'the result');
+    expect(batches(hub)).toEqual([[1], [2, 3, 4]]);
     expect(reported[0]).toMatchObject({ status: 'completed', accepted: true });
     const result = hub.calls.find((c) => c.path.endsWith('/result'));
-    expect(result?.body.result).toEqual(['ok', 'output_limit', 'output_limit']);
-    expect(hub.outputs.get('1:a')).toEqual(['fits']);
+    expect(result?.body.result).toEqual([
+      'ok',
+      'ok',
+      'output_limit',
+      'output_limit',
+      'output_limit',
+    ]);
+    expect(hub.outputs.get('1:a')).toEqual(['a', 'b']);
   });
 });
 

@@ -333,6 +333,35 @@ describe('where the stream stops', () => {
     expect(seqs(hub, 'a').filter((s) => s === 2).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('a seq gap behind a refused frame (the hub buffer was full) is mended by a resend', async () => {
+    const hub = await scriptedHub(defer);
+    let refused = false;
+    // Seq 2 is refused once (retryable); seq 3, taken after it, meets a gap in the store.
+    hub.onOutput = (f) => {
+      if (f.seq === 2 && !refused) {
+        refused = true;
+        return {
+          type: 'nack',
+          id: f.id,
+          epoch: f.epoch,
+          seq: 2,
+          code: 'store_unavailable',
+          retry: true,
+        };
+      }
+      return hub.storeOutput(f.id, f.epoch, f.seq, f.data);
+    };
+    const write = async (_p: unknown, ctx: HandlerContext) =>
+      outcomes(['a', 'b', 'c', 'd'].map((c) => ctx.output(c)));
+    const { reported } = await daemon(hub, { handlers: { write } });
+    hub.request('a', 1, 'write');
+    await until(() => reported.some((r) => r.id === 'a'), 'the result');
+    const gaps = hub.frames.filter((f) => f.type === 'output' && f.seq === 3).length;
+    expect(gaps).toBeGreaterThanOrEqual(2);
+    expect(results(hub, 'a')[0]?.result).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(hub.outputs.get('1:a')).toEqual(['a', 'b', 'c', 'd']);
+  });
+
   it('close(): writes the hub never acknowledged reject with closed', async () => {
     const hub = await scriptedHub(defer);
     hub.onOutput = () => null;
