@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Auth } from './auth.js';
 import { connectDaemon, type Handler } from './client/daemon.js';
+import { echoHandlers } from './client/echo.js';
 import { ConfigError, loadConfig } from './config.js';
 import { type SwitchboardNode, startNode } from './node.js';
 
@@ -125,7 +126,10 @@ const DAEMON_USAGE = `usage: switchboard daemon --url U --token T [--capacity N]
   --handlers   a JS module whose default export (or export 'handlers') maps a request
                kind to an async function (payload, ctx) => result; '*' handles any kind
                (a .ts module needs a TypeScript loader in the node, e.g. --import tsx)
-  --echo       answer every request with its own payload, for trying things out`;
+  --echo       answer every request with its own payload, for trying things out;
+               kind 'stream' with payload {"chunks": N, "size": S} (default 10 and 16)
+               first streams N chunks of output, strings of S characters "1:...",
+               "2:...", then answers {"chunks": N}`;
 
 async function daemon(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -155,7 +159,7 @@ async function daemon(argv: string[]): Promise<void> {
     throw new UsageError(`give --handlers ./module.js or --echo\n\n${DAEMON_USAGE}`);
   }
   const handlers: Record<string, Handler> = values.echo
-    ? { '*': (payload) => payload }
+    ? echoHandlers
     : await loadHandlers(values.handlers as string);
   const d = connectDaemon({ url: urls, token: jwt, capacity, handlers });
   const say = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);

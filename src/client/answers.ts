@@ -1,5 +1,5 @@
 /**
- * What an HTTP answer to a daemon call (result, renew) means for the SDK. Only the hub's
+ * What an HTTP answer to a daemon call (result, renew, output) means for the SDK. Only the hub's
  * own refusals are final: an error body `{"error": {"code"}}` whose code says the call
  * can never succeed as sent. Anything else that is not a success — a proxy's 408 or 429,
  * a 404 from a misrouted call, a 5xx, a body that is not the hub's — may succeed later
@@ -21,10 +21,12 @@ export type Verdict =
 /**
  * The hub's codes after which the same call can never be accepted: the lease is gone
  * (`lease_lost`, `already_terminal`, `not_found`: the request is no longer this
- * daemon's), or the call itself is refused (bad body, too large, bad token, wrong role).
+ * daemon's; `output_limit`: the request's output is full), or the call itself is
+ * refused (bad body, too large, bad token, wrong role).
  */
 const FINAL_CODES = new Set([
   'lease_lost',
+  'output_limit',
   'already_terminal',
   'not_found',
   'invalid_request',

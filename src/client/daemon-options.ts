@@ -27,6 +27,11 @@ export interface DaemonOptions {
    * report. Default 10 s.
    */
   httpTimeoutMs?: number;
+  /**
+   * Most output chunks of one attempt sent and not yet acknowledged by the hub
+   * (`ctx.output()`); a chunk beyond them waits until earlier ones are stored. Default 64.
+   */
+  outputWindow?: number;
 }
 
 /** The options with every default filled in, and the URLs without trailing slashes. */
@@ -40,6 +45,10 @@ export function settings(options: DaemonOptions): Settings {
     u.replace(/\/+$/, ''),
   );
   if (urls.length === 0) throw new TypeError('connectDaemon: url is required');
+  const window = options.outputWindow;
+  if (window !== undefined && !(Number.isInteger(window) && window >= 1 && window <= 1000)) {
+    throw new TypeError('connectDaemon: outputWindow must be a whole number from 1 to 1000');
+  }
   return {
     urls,
     token: options.token,
@@ -53,5 +62,6 @@ export function settings(options: DaemonOptions): Settings {
     },
     closeTimeoutMs: options.closeTimeoutMs ?? 10_000,
     httpTimeoutMs: options.httpTimeoutMs ?? 10_000,
+    outputWindow: options.outputWindow ?? 64,
   };
 }

@@ -212,11 +212,16 @@ export function closeSockets(conn: Connection, reason: string): void {
 }
 
 /** One HTTP call to the current URL; given up after `httpTimeoutMs` (a network error). */
-export async function post(conn: Connection, path: string, body: unknown): Promise<HttpAnswer> {
+export function post(conn: Connection, path: string, body: unknown): Promise<HttpAnswer> {
+  return postText(conn, path, JSON.stringify(body));
+}
+
+/** `post` with a body already serialised (output batches are built as text). */
+export async function postText(conn: Connection, path: string, body: string): Promise<HttpAnswer> {
   const res = await fetch(`${baseUrl(conn)}${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+    body,
     signal: AbortSignal.timeout(conn.httpTimeoutMs),
   });
   const text = await res.text();

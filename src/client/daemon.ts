@@ -12,8 +12,9 @@
  * means. The wire (connection state, sockets, HTTP) is daemon-transport.ts; the job
  * table — attempts keyed by (id, epoch), the local bound of `capacity` running
  * handlers, renewal from receipt until the report settles, stale pushes — is jobs.ts;
- * reporting until the hub settles a result is reporter.ts. The capacity declared to the
- * hub is net of what runs here off the current socket's books.
+ * reporting until the hub settles a result is reporter.ts; handlers' output streams
+ * (`ctx.output`, stored before the result is reported) are output.ts. The capacity
+ * declared to the hub is net of what runs here off the current socket's books.
  *
  * @example
  * const daemon = connectDaemon({
@@ -47,17 +48,20 @@ import {
   openSocket,
   openWs,
   post,
+  postText,
   renewLease,
   type SocketEvents,
   sendFrame,
 } from './daemon-transport.js';
 import { type Job, Jobs } from './jobs.js';
 import { deliverable } from './outcome.js';
+import { Outputs } from './output.js';
 import { type JobOutcome, type Report, Reporter } from './reporter.js';
 
 export type { DaemonState } from './daemon-modes.js';
 export type { DaemonOptions } from './daemon-options.js';
 export type { Handler, HandlerContext } from './handler.js';
+export { OutputError, type OutputErrorCode } from './output.js';
 
 interface DaemonEvents {
   state: [DaemonState];
@@ -73,6 +77,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly #conn: Connection;
   readonly #jobs: Jobs;
   readonly #reporter: Reporter;
+  readonly #outputs: Outputs;
   readonly #events: SocketEvents;
   readonly #poll: PollDeps;
   readonly #onError = (err: Error): void => void this.emit('error', err);
@@ -91,6 +96,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       socket: () => openWs(conn),
       backoff,
     });
+    this.#outputs = new Outputs({
+      window: this.#opts.outputWindow,
+      socket: () => openWs(conn),
+      http: (path, body) => postText(conn, path, body),
+      maxPayloadBytes: () => conn.maxPayloadBytes,
+      leaseLost: (id, epoch) => this.#jobs.lose(id, epoch, 'lease_lost'),
+    });
     this.#jobs = new Jobs({
       capacity: this.#opts.capacity,
       handlers: this.#opts.handlers,
@@ -98,6 +110,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       leaseMs: () => conn.leaseMs,
       renew: (job) => renewLease(conn, job.request.id, job.request.epoch, this.#onError),
       report: (job, outcome) => this.#report(job, outcome),
+      output: (job, data) => this.#outputs.write(job.request.id, job.request.epoch, data),
+      ended: (job, lost) =>
+        this.#outputs.end(
+          job.request.id,
+          job.request.epoch,
+          lost ? 'lease_lost' : 'closed',
+          lost ? "this attempt is no longer this daemon's" : 'the attempt has ended',
+        ),
       booksChanged: () => this.#declareCapacity(),
       received: (request) => this.emit('request', request),
       error: this.#onError,
@@ -161,6 +181,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         stopPolling(conn);
         this.#cancelAttempt();
         this.#declareCapacity();
+        this.#outputs.resend();
         this.#reporter.resend();
         break;
       case M.handover:
@@ -182,6 +203,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       case M.closed:
         this.#jobs.abortAll('daemon closed');
         this.#reporter.stop();
+        this.#outputs.stop();
         closeSockets(conn, 'daemon closing');
         break;
     }
@@ -231,8 +253,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     const previous = adopt(link, frame.lease_ms);
     // While closing, a new socket only carries the reports (no capacity is declared).
-    if (this.#mode === M.closing) this.#reporter.resend();
-    else this.#setMode(M.socket);
+    if (this.#mode === M.closing) {
+      this.#outputs.resend();
+      this.#reporter.resend();
+    } else this.#setMode(M.socket);
     previous?.close(1000, 'replaced');
   }
 
@@ -247,8 +271,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.#jobs.renewed(frame.id, frame.epoch);
         return;
       case 'ack':
-      case 'nack':
         this.#reporter.answer(frame);
+        return;
+      case 'nack':
+        // A nack naming a seq is for an output frame; one without, for a result.
+        if (frame.seq === undefined) this.#reporter.answer(frame);
+        else this.#outputs.answer(frame);
+        return;
+      case 'output_ack':
+        this.#outputs.answer(frame);
         return;
       case 'cancel':
       case 'lease_lost':
@@ -268,6 +299,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   #onClosed(link: Link, newest: boolean): void {
+    this.#outputs.socketClosed(link.ws);
     this.#reporter.socketClosed(link.ws);
     // Replaced on purpose (a drain), or closing: nothing to reconnect.
     if (!newest || this.#mode === M.closing || this.#mode === M.closed) return;
@@ -290,9 +322,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   // ---- jobs: the wire side (the table is jobs.ts) -------------------------------------
 
-  /** Reports the attempt's outcome; its lease is renewed until the report settles. */
+  /**
+   * Reports the attempt's outcome once its output is stored (a result never overtakes
+   * it: the hub refuses output after the result); its lease is renewed until then and
+   * until the report settles.
+   */
   async #report(job: Job, outcome: JobOutcome): Promise<void> {
     const { id, epoch } = job.request;
+    await this.#outputs.flushed(id, epoch);
+    if (job.lost) return; // lost while its output was being stored: nothing to report
     const report: Report = { id, epoch, ...deliverable(outcome, this.#conn.maxPayloadBytes) };
     const accepted = await this.#reporter.report(report);
     this.emit('reported', { id, epoch, status: report.status, accepted });

@@ -16,10 +16,13 @@
  *   to have lapsed (the last confirmed renewal plus the lease length is still ahead).
  * - A push older than (or equal to) the newest epoch seen for its id is stale: after
  *   the newer attempt finished and left the table, an old socket may still deliver it.
+ * - A lost attempt's output stops (`lease_lost`), also for writes its still-running
+ *   handler makes later; the daemon is told when an attempt ends (`ended`).
  */
 
 import type { DaemonRequest } from '../../protocol/index.js';
 import { type Handler, runHandler } from './handler.js';
+import { OutputError, rejected } from './output-chunk.js';
 import { attemptKey, type JobOutcome } from './reporter.js';
 
 /** One attempt: a request at one epoch. */
@@ -63,6 +66,10 @@ export interface JobsDeps {
   /** Sends one renewal for the attempt. */
   renew(job: Job): Promise<RenewAnswer>;
   report(job: Job, outcome: JobOutcome): Promise<void>;
+  /** Writes one chunk of the attempt's output (`ctx.output`). */
+  output(job: Job, data: unknown): Promise<void>;
+  /** The attempt is over: lost (its output stops with lease_lost) or gone from the table. */
+  ended(job: Job, lost: boolean): void;
   /** The count of jobs off the current socket's books changed: declare capacity again. */
   booksChanged(): void;
   received(request: DaemonRequest): void;
@@ -156,6 +163,7 @@ export class Jobs {
         if (job.renewTimer) clearTimeout(job.renewTimer);
         job.renewTimer = null;
         this.#jobs.delete(job.key);
+        this.deps.ended(job, false);
         if (this.#offBooks(job)) this.deps.booksChanged();
       });
   }
@@ -186,6 +194,7 @@ export class Jobs {
     job.renewTimer = null;
     job.controller.abort(new Error(why));
     this.#unqueue(job);
+    this.deps.ended(job, true);
     this.deps.booksChanged();
   }
 
@@ -260,7 +269,16 @@ export class Jobs {
   /** Runs the handler in the slot it holds; the outcome, or null when the attempt was lost. */
   async #run(job: Job): Promise<JobOutcome | null> {
     try {
-      const outcome = await runHandler(this.deps.handlers, job.request, job.controller.signal);
+      const output = (data: unknown) =>
+        job.lost
+          ? rejected(new OutputError('lease_lost', "this attempt is no longer this daemon's"))
+          : this.deps.output(job, data);
+      const outcome = await runHandler(
+        this.deps.handlers,
+        job.request,
+        job.controller.signal,
+        output,
+      );
       return job.lost ? null : outcome;
     } finally {
       this.#free();

@@ -1,7 +1,8 @@
 /**
  * A scripted hub for daemon SDK tests: one HTTP server that speaks the daemon frames and
- * routes of DESIGN.md section 4 as the test tells it. The websocket says hello, records
- * every frame the daemon sends, acks results and answers renewals (both overridable);
+ * routes of DESIGN.md sections 4 and 6 as the test tells it. The websocket says hello,
+ * records every frame the daemon sends, acks results, answers renewals and stores
+ * output chunks in a small model of the store (seq dedup, gaps refused; all overridable);
  * upgrades can be refused (the SDK then polls); HTTP calls go to `onHttp`, which may
  * answer or hold the call forever (a half-open path).
  */
@@ -21,7 +22,7 @@ export type Reported = { id: string; epoch: number; status: string; accepted: bo
 /** An SDK daemon with short timings, closed after the test, recording its reports. */
 export async function testDaemon(
   defer: (stop: () => Promise<unknown>) => void,
-  url: string,
+  url: string | string[],
   runtime: string,
   opts: Partial<Parameters<typeof connectDaemon>[0]>,
 ) {
@@ -76,6 +77,24 @@ export async function scriptedHub(defer: (stop: () => Promise<unknown>) => void,
       lease_expires_at: new Date(Date.now() + leaseMs).toISOString(),
     }),
     onHttp: (_call: HttpCall): HttpReply => ({ status: 404, body: null }),
+    /** Stored output per attempt (`${epoch}:${id}`), in seq order. */
+    outputs: new Map<string, unknown[]>(),
+    /** Stores the chunk as the store would (a repeated seq once, a gap refused); the answer. */
+    storeOutput(id: string, epoch: number, seq: number, data: unknown): Frame {
+      const key = `${epoch}:${id}`;
+      const log = hub.outputs.get(key) ?? [];
+      hub.outputs.set(key, log);
+      if (seq === log.length + 1) log.push(data);
+      else if (seq > log.length + 1) {
+        return { type: 'nack', id, epoch, seq, code: 'invalid_message', retry: false };
+      }
+      return { type: 'output_ack', id, epoch, seq: log.length };
+    },
+    onOutput: (f: Frame): Frame | null => hub.storeOutput(f.id, f.epoch, f.seq, f.data),
+    /** Cuts the daemon's socket (as a network failure would). */
+    cut() {
+      socket?.terminate();
+    },
     send(frame: Frame) {
       socket?.send(JSON.stringify(frame));
     },
@@ -152,7 +171,9 @@ export async function scriptedHub(defer: (stop: () => Promise<unknown>) => void,
           ? hub.onResult(frame)
           : frame.type === 'renew'
             ? hub.onRenew(frame)
-            : null;
+            : frame.type === 'output'
+              ? hub.onOutput(frame)
+              : null;
       if (answer) ws.send(JSON.stringify(answer));
     });
   });
