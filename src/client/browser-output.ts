@@ -23,6 +23,11 @@ import type { Listener, SharedSocket } from './browser-socket.js';
 
 /** Chunks per HTTP read (the hub's MAX_OUTPUT_PAGE). */
 const PAGE = 1000;
+/**
+ * After this long without a frame for the stream on an open socket, one HTTP read (a
+ * safety net, as `result()` has: a frame the hub could not send would leave it waiting).
+ */
+const SOCKET_RECHECK_MS = 20_000;
 
 export interface OutputDeps {
   socket: SharedSocket;
@@ -64,6 +69,8 @@ class OutputStream {
   #terminal = false;
   /** The socket cannot vouch for everything before its next chunk: read over HTTP. */
   #unsure = false;
+  /** Counts the events that made it unsure: one during a read is not settled by it. */
+  #asks = 0;
   #kick: (() => void) | null = null;
   readonly #stop = new AbortController();
   readonly #listener: Listener;
@@ -127,12 +134,12 @@ class OutputStream {
         const found = event.requests.find((r: Request) => r.id === this.id);
         if (found && isTerminal(found.status)) this.#terminal = true;
         // Not in it: ended before the subscription was served, or no such request.
-        if (!found) this.#unsure = true;
+        if (!found) this.#ask();
         break;
       }
       case 'error':
         // The hub could not serve something of this socket: read over HTTP meanwhile.
-        if (event.runtime === undefined || event.runtime === this.runtime) this.#unsure = true;
+        if (event.runtime === undefined || event.runtime === this.runtime) this.#ask();
         break;
       case 'connection':
         // A fresh socket streams from this listener's offset (or an earlier one).
@@ -140,6 +147,11 @@ class OutputStream {
         break;
     }
     this.#wake();
+  }
+
+  #ask(): void {
+    this.#unsure = true;
+    this.#asks += 1;
   }
 
   /** Delivers chunks in offset order: at or below the last dropped, past a gap kept. */
@@ -183,9 +195,10 @@ class OutputStream {
     while (!signal.aborted) {
       if (this.#socketCarries()) {
         if (this.#terminal) return this.#finish();
-        await this.#idle();
+        if (await this.#idle(SOCKET_RECHECK_MS)) this.#ask();
         continue;
       }
+      const asks = this.#asks;
       let page: OutputPage;
       try {
         page = await this.deps.call<OutputPage>(
@@ -206,7 +219,7 @@ class OutputStream {
       if (page.done && this.#pending.size === 0) return this.#finish();
       if (page.chunks.length === PAGE) continue;
       // Everything stored when the read began is in: the socket carries the rest, if up.
-      this.#unsure = false;
+      if (this.#asks === asks) this.#unsure = false;
       if (page.chunks.length > 0) this.#poll.reset();
       if (!this.#socketCarries()) await this.#idle(this.#poll.next());
     }
@@ -214,20 +227,21 @@ class OutputStream {
 
   /**
    * Waits for the listener's next event (socket mode changes come as `connection`
-   * events), or `ms`, or the stop.
+   * events), or `ms`, or the stop. Resolves true when `ms` passed.
    */
-  #idle(ms?: number): Promise<void> {
+  #idle(ms: number): Promise<boolean> {
     const signal = this.#stop.signal;
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (timedOut: boolean) => {
         clearTimeout(timer);
         this.#kick = null;
-        signal.removeEventListener('abort', done);
-        resolve();
+        signal.removeEventListener('abort', onAbort);
+        resolve(timedOut);
       };
-      const timer = ms === undefined ? undefined : setTimeout(done, ms);
-      this.#kick = done;
-      signal.addEventListener('abort', done);
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(true), ms);
+      this.#kick = () => done(false);
+      signal.addEventListener('abort', onAbort);
     });
   }
 }
