@@ -4,6 +4,13 @@
  * protocol/backoff.js. Its modes (idle, connecting, open, backoff, unavailable, closed)
  * and their moves are browser-socket-modes.ts; `#setMode()` here is the only place the
  * mode changes, and the only one that does what entering a mode means.
+ *
+ * Output (DESIGN.md section 6): a listener with `output` streams the output of its ids.
+ * Those ids go to the hub in their own `subscribe {requests, output: true, after}` frame,
+ * `after` the smallest offset any of their listeners has, so after a reconnect every
+ * listener gets what it missed (each drops what it already has). The hub keeps one
+ * output follower per id and socket and ignores a second subscribe for it: a listener
+ * that joins one already followed on this socket is told so by `isFollowing()`.
  */
 import { Backoff } from '../../protocol/backoff.js';
 import type { ClientOutbound } from '../../protocol/index.js';
@@ -32,6 +39,15 @@ export interface Listener {
   /** null: the whole runtime. */
   ids: Set<string> | null;
   onEvent: (event: ClientEvent) => void;
+  /** Streams the output of `ids` too: returns the last offset this listener has. */
+  output?: () => number;
+}
+
+/** What the hub should hold for a runtime; ids null: the whole runtime. */
+interface Wanted {
+  ids: Set<string> | null;
+  /** Ids whose output is streamed, each with the smallest offset a listener of it has. */
+  output: Map<string, number>;
 }
 
 /** The hub takes at most this many ids in one subscribe frame. */
@@ -45,6 +61,8 @@ export class SharedSocket {
   #onChange = new Set<() => void>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #backoff: Backoff;
+  /** `runtime id` pairs the hub follows the output of on the socket open now. */
+  #following = new Set<string>();
 
   constructor(
     private readonly url: string,
@@ -62,7 +80,10 @@ export class SharedSocket {
   add(listener: Listener): void {
     this.#listeners.add(listener);
     if (this.#mode === SOCKET_MODES.open) {
-      this.#subscribe(listener.runtime, listener.ids);
+      const output = new Map<string, number>();
+      const after = listener.output?.() ?? 0;
+      if (listener.output) for (const id of listener.ids ?? []) output.set(id, after);
+      this.#subscribe(listener.runtime, { ids: listener.ids, output });
     } else if (this.#mode === SOCKET_MODES.idle) {
       this.#setMode(this.Ctor ? SOCKET_MODES.connecting : SOCKET_MODES.unavailable);
     } else if (this.#mode === SOCKET_MODES.unavailable || this.#mode === SOCKET_MODES.closed) {
@@ -82,16 +103,34 @@ export class SharedSocket {
     const { runtime } = listener;
     if (runtime === ALL_RUNTIMES) {
       if (!after) this.#send({ type: 'unwatch_runtimes' });
-    } else if (!after) {
-      this.#send({ type: 'unsubscribe', runtime });
-    } else if (!before.ids && after.ids) {
-      // The hub keeps a whole-runtime subscription whole: narrow it by starting over.
-      this.#send({ type: 'unsubscribe', runtime });
-      this.#subscribe(runtime, after.ids);
-    } else if (before.ids && after.ids) {
-      const gone = [...before.ids].filter((id) => !after.ids?.has(id));
-      for (const ids of chunks(gone)) this.#send({ type: 'unsubscribe', runtime, requests: ids });
+      return;
     }
+    if (!after || (!before.ids && after.ids)) {
+      // Nothing left, or the hub keeps a whole-runtime subscription whole: narrow it by
+      // starting over.
+      this.#send({ type: 'unsubscribe', runtime });
+      for (const id of before.output.keys()) this.#following.delete(`${runtime} ${id}`);
+      if (after) this.#subscribe(runtime, after);
+      return;
+    }
+    const gone = before.ids ? [...before.ids].filter((id) => !after.ids?.has(id)) : [];
+    // Ids still wanted but no longer their output: unsubscribed (which ends the output),
+    // then, within a list of ids, subscribed again without it.
+    const quieted = [...before.output.keys()].filter(
+      (id) => !after.output.has(id) && !gone.includes(id),
+    );
+    for (const ids of chunks([...gone, ...quieted])) {
+      this.#send({ type: 'unsubscribe', runtime, requests: ids });
+    }
+    for (const id of [...gone, ...quieted]) this.#following.delete(`${runtime} ${id}`);
+    if (after.ids && quieted.length > 0) {
+      this.#subscribe(runtime, { ids: new Set(quieted), output: new Map() });
+    }
+  }
+
+  /** Whether the hub already streams this request's output on the socket open now. */
+  isFollowing(runtime: string, id: string): boolean {
+    return this.#mode === SOCKET_MODES.open && this.#following.has(`${runtime} ${id}`);
   }
 
   /** Resolves at the next change of mode (or when `signal` aborts). */
@@ -126,6 +165,7 @@ export class SharedSocket {
         break;
       case SOCKET_MODES.open:
         this.#backoff.reset();
+        this.#following.clear();
         this.#subscribeAll();
         break;
       case SOCKET_MODES.backoff:
@@ -182,32 +222,48 @@ export class SharedSocket {
 
   // ---- subscriptions ------------------------------------------------------------------
 
-  /** What the hub should hold for a runtime: null nothing, ids null the whole runtime. */
-  #wanted(runtime: string): { ids: Set<string> | null } | null {
-    let ids: Set<string> | null = null;
+  /** What the hub should hold for a runtime: null nothing. */
+  #wanted(runtime: string): Wanted | null {
+    let ids: Set<string> | null = new Set();
+    const output = new Map<string, number>();
     let any = false;
     for (const l of this.#listeners) {
       if (l.runtime !== runtime) continue;
-      if (!l.ids) return { ids: null };
       any = true;
-      ids ??= new Set();
-      for (const id of l.ids) ids.add(id);
+      if (!l.ids) ids = null;
+      for (const id of l.ids ?? []) ids?.add(id);
+      if (!l.output) continue;
+      const after = l.output();
+      for (const id of l.ids ?? []) output.set(id, Math.min(after, output.get(id) ?? after));
     }
-    return any ? { ids } : null;
+    return any ? { ids, output } : null;
   }
 
   #subscribeAll(): void {
     const runtimes = new Set([...this.#listeners].map((l) => l.runtime));
     for (const runtime of runtimes) {
       const wanted = this.#wanted(runtime);
-      if (wanted) this.#subscribe(runtime, wanted.ids);
+      if (wanted) this.#subscribe(runtime, wanted);
     }
   }
 
-  #subscribe(runtime: string, ids: Set<string> | null): void {
-    if (runtime === ALL_RUNTIMES) this.#send({ type: 'watch_runtimes' });
-    else if (!ids) this.#send({ type: 'subscribe', runtime });
-    else for (const c of chunks([...ids])) this.#send({ type: 'subscribe', runtime, requests: c });
+  #subscribe(runtime: string, { ids, output }: Wanted): void {
+    if (runtime === ALL_RUNTIMES) {
+      this.#send({ type: 'watch_runtimes' });
+      return;
+    }
+    if (!ids) this.#send({ type: 'subscribe', runtime });
+    const plain = ids ? [...ids].filter((id) => !output.has(id)) : [];
+    for (const c of chunks(plain)) this.#send({ type: 'subscribe', runtime, requests: c });
+    for (const c of chunks([...output.keys()])) {
+      const after: Record<string, number> = {};
+      for (const id of c) {
+        const n = output.get(id) ?? 0;
+        if (n > 0) after[id] = n;
+        this.#following.add(`${runtime} ${id}`);
+      }
+      this.#send({ type: 'subscribe', runtime, requests: c, output: true, after });
+    }
   }
 
   #send(frame: unknown): void {
@@ -222,7 +278,7 @@ export class SharedSocket {
     setTimeout(
       () => {
         const wanted = this.#wanted(runtime);
-        if (wanted && this.#ws?.readyState === OPEN) this.#subscribe(runtime, wanted.ids);
+        if (wanted && this.#ws?.readyState === OPEN) this.#subscribe(runtime, wanted);
       },
       afterMs * (1 + Math.random() * 2),
     );
@@ -253,6 +309,12 @@ export class SharedSocket {
         break;
       case 'runtime':
         this.#emit((l) => l.runtime === frame.runtime_info.id || l.runtime === ALL_RUNTIMES, frame);
+        break;
+      case 'output':
+        this.#emit(
+          (l) => l.runtime === frame.runtime && !!l.output && !!l.ids?.has(frame.id),
+          frame,
+        );
         break;
       case 'error':
         this.#emit(() => true, frame);

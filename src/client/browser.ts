@@ -9,15 +9,20 @@
  * down. `result()` listens on that socket and falls back to long-polling
  * (`GET .../requests/:id?wait_ms=`) whenever the socket cannot be opened or drops.
  *
+ * `output()` streams a request's output chunks on the same socket (resuming after the
+ * last offset it has on every reconnect) and reads them over HTTP when it cannot.
+ *
  * The parts: browser-http.ts (calls and SwitchboardError), browser-socket.ts (the socket,
- * its modes and subscriptions), browser-result.ts (waiting for a result). This file is
- * the entry the bundle is built from, and the public API.
+ * its modes and subscriptions), browser-result.ts (waiting for a result),
+ * browser-output.ts (following output). This file is the entry the bundle is built
+ * from, and the public API.
  *
  * It imports the protocol layer's plain constants (not its schemas), so the bundle a node
  * serves carries no schema library.
  */
-import type { CreateRequestBody, Request, RuntimeInfo } from '../../protocol/index.js';
-import { baseUrl, closedError, hubCaller } from './browser-http.js';
+import type { CreateRequestBody, OutputChunk, Request, RuntimeInfo } from '../../protocol/index.js';
+import { baseUrl, closedError, hubCaller, type SwitchboardError } from './browser-http.js';
+import { followOutput, type OutputOptions, outputIterator } from './browser-output.js';
 import { awaitResult } from './browser-result.js';
 import {
   ALL_RUNTIMES,
@@ -31,7 +36,7 @@ import type { SocketMode } from './browser-socket-modes.js';
 export { SwitchboardError } from './browser-http.js';
 export type { ClientEvent, WebSocketConstructor, WebSocketLike } from './browser-socket.js';
 export type { SocketMode } from './browser-socket-modes.js';
-export type { Request, RuntimeInfo };
+export type { OutputChunk, OutputOptions, Request, RuntimeInfo };
 
 export interface ClientOptions {
   /** The hub's base URL, e.g. `https://hub.example.com`; '' means this page's origin. */
@@ -79,6 +84,29 @@ export interface Client {
    * an addition to the protocol, see the README.)
    */
   watchRuntimes(onEvent: (event: ClientEvent) => void): () => void;
+  /**
+   * A request's output: each chunk once, in offset order, from the first (or past
+   * `after`), as the daemon streams it; the iteration ends once the request has ended
+   * and every chunk was yielded. A chunk's `epoch` is its attempt's: after a redelivery
+   * the next attempt's chunks follow. Throws a SwitchboardError (`not_found`, `closed`).
+   * Leaving the loop early stops the stream.
+   *
+   * @example
+   * ```js
+   * for await (const chunk of client.output('laptop', req.id)) console.log(chunk.data);
+   * ```
+   */
+  output(runtime: string, id: string, opts?: OutputOptions): AsyncIterableIterator<OutputChunk>;
+  /**
+   * `output()` as callbacks: `onChunk` for every chunk in order, then `onEnd` once (with
+   * the error that ended it, if any). Returns the function that stops it (no `onEnd`).
+   */
+  onOutput(
+    runtime: string,
+    id: string,
+    onChunk: (chunk: OutputChunk) => void,
+    opts?: OutputOptions & { onEnd?: (error?: SwitchboardError) => void },
+  ): () => void;
   /** One request as it is now. */
   get(runtime: string, id: string): Promise<Request>;
   /** Cancels a pending or running request (409 `already_terminal` when it has ended). */
@@ -159,6 +187,32 @@ export function createClient(options: ClientOptions): Client {
       const listener: Listener = { runtime: ALL_RUNTIMES, ids: null, onEvent };
       socket.add(listener);
       return () => socket.remove(listener);
+    },
+    output(runtime, id, opts = {}) {
+      return outputIterator((sink) =>
+        followOutput(
+          { socket, call, closing: closing.signal },
+          runtime,
+          id,
+          req(runtime, id),
+          opts,
+          sink,
+        ),
+      );
+    },
+    onOutput(runtime, id, onChunk, opts = {}) {
+      const { onEnd, ...rest } = opts;
+      return followOutput(
+        { socket, call, closing: closing.signal },
+        runtime,
+        id,
+        req(runtime, id),
+        rest,
+        {
+          chunk: onChunk,
+          end: (error) => onEnd?.(error),
+        },
+      );
     },
     get: (runtime, id) => call<Request>('GET', req(runtime, id)),
     cancel: (runtime, id, reason) =>

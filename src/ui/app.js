@@ -6,6 +6,12 @@
  * list is read once from GET /v1/runtimes at start (and on Refresh or when the tab comes
  * back), and a runtime's counts are re-read (debounced) when its requests change.
  *
+ * A request's output (DESIGN.md section 6) streams into its views as it comes, through
+ * `client.onOutput` on the same socket: the request the form sent shows it under its
+ * result, and a feed item shows it when its "output" is opened (the whole output of a
+ * finished request, or live while it runs). One line per chunk: a string as it is,
+ * anything else as JSON. Chunks are appended to persistent nodes, never re-rendered.
+ *
  * No framework: state in a few maps, rendering with textContent only (no HTML from data).
  */
 import { createClient } from '/client/browser.js';
@@ -33,6 +39,10 @@ const state = {
   renderQueued: false,
   /** id of the request the form sent last */
   sentId: null,
+  /** request id -> its output as followed (see `followOutput`) */
+  outputs: new Map(),
+  /** ids whose feed item has its output opened */
+  openOutputs: new Set(),
 };
 
 // ---------------------------------------------------------------- token and start
@@ -115,6 +125,10 @@ function disconnect() {
   state.runtimes.clear();
   state.readAt.clear();
   state.feed.clear();
+  for (const out of state.outputs.values()) out.stop();
+  state.outputs.clear();
+  state.openOutputs.clear();
+  attachOutput(sentView, null);
   for (const t of state.countTimers.values()) clearTimeout(t);
   state.countTimers.clear();
   scheduleRender();
@@ -291,6 +305,140 @@ function remember(request, at) {
   if (state.feed.size > FEED_LIMIT) {
     const oldest = [...state.feed.values()].sort((a, b) => a.at - b.at)[0];
     state.feed.delete(oldest.request.id);
+    state.openOutputs.delete(oldest.request.id);
+    if (oldest.request.id !== state.sentId) dropOutput(oldest.request.id);
+  }
+}
+
+// ---------------------------------------------------------------- output
+
+/**
+ * Follows a request's output once: `lines` keeps it all (a view opened later starts from
+ * it), `pending` what the views have not shown yet (appended once per tick, however many
+ * chunks came).
+ */
+function followOutput(runtime, id) {
+  const known = state.outputs.get(id);
+  if (known || !state.client) return known;
+  const out = {
+    id,
+    lines: [],
+    pending: '',
+    count: 0,
+    epoch: null,
+    state: 'live',
+    error: null,
+    views: new Set(),
+    flushQueued: false,
+    stop: () => {},
+  };
+  state.outputs.set(id, out);
+  out.stop = state.client.onOutput(runtime, id, (chunk) => onChunk(out, chunk), {
+    onEnd: (error) => {
+      out.state = error ? 'error' : 'done';
+      out.error = error ?? null;
+      flushSoon(out);
+    },
+  });
+  return out;
+}
+
+function dropOutput(id) {
+  const out = state.outputs.get(id);
+  if (!out) return;
+  out.stop();
+  state.outputs.delete(id);
+}
+
+function chunkLine(data) {
+  return `${typeof data === 'string' ? data : JSON.stringify(data)}\n`;
+}
+
+function onChunk(out, chunk) {
+  let text = '';
+  // A redelivered request starts over: its next attempt's chunks carry a new epoch.
+  if (out.epoch !== null && chunk.epoch !== out.epoch) text += `── attempt ${chunk.epoch} ──\n`;
+  out.epoch = chunk.epoch;
+  text += chunkLine(chunk.data);
+  out.lines.push(text);
+  out.pending += text;
+  out.count += 1;
+  flushSoon(out);
+}
+
+function flushSoon(out) {
+  if (out.flushQueued) return;
+  out.flushQueued = true;
+  setTimeout(() => {
+    out.flushQueued = false;
+    const text = out.pending;
+    out.pending = '';
+    for (const view of out.views) showOutput(view, out, text);
+  }, 0);
+}
+
+/** A view of an output: a `pre` the chunks are appended to, and a line about it. */
+function outputView(testid) {
+  const meta = el('span', { class: 'output-meta muted', 'data-testid': `${testid}-meta` });
+  const pre = el('pre', { class: 'output', 'data-testid': testid });
+  return { node: el('div', { class: 'output-view' }, meta, pre), meta, pre, out: null };
+}
+
+/** Shows `out` in `view` from the start (or nothing, for null). */
+function attachOutput(view, shown) {
+  const out = shown ?? null;
+  if (view.out === out) return;
+  view.out?.views.delete(view);
+  view.out = out;
+  view.pre.textContent = '';
+  if (out) {
+    out.views.add(view);
+    showOutput(view, out, out.lines.join('') + out.pending);
+  } else {
+    showOutput(view, { count: 0, state: 'live', error: null, id: '' }, '');
+  }
+}
+
+function showOutput(view, out, text) {
+  const { pre } = view;
+  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  if (text) pre.append(text);
+  if (atEnd) pre.scrollTop = pre.scrollHeight;
+  pre.dataset.id = out.id;
+  pre.dataset.count = String(out.count);
+  pre.dataset.state = out.state;
+  pre.hidden = out.count === 0;
+  const chunks = out.count === 1 ? '1 chunk' : `${out.count} chunks`;
+  view.meta.textContent =
+    out.state === 'error'
+      ? `output: ${chunks}, stopped: ${out.error?.code ?? 'error'}`
+      : out.state === 'done'
+        ? out.count === 0
+          ? 'no output'
+          : `output: ${chunks}`
+        : out.count === 0
+          ? 'no output yet'
+          : `output: ${chunks}, streaming…`;
+  view.node.dataset.state = out.state;
+}
+
+/** The feed's view of each request's output, kept across renders (its text stays). */
+const feedViews = new Map();
+
+function feedOutputView(id) {
+  let view = feedViews.get(id);
+  if (!view) {
+    view = outputView('output');
+    feedViews.set(id, view);
+  }
+  return view;
+}
+
+function pruneFeedViews() {
+  for (const [id, view] of feedViews) {
+    if (state.feed.has(id)) continue;
+    attachOutput(view, null);
+    feedViews.delete(id);
   }
 }
 
@@ -298,6 +446,8 @@ function remember(request, at) {
 
 /** The request the result panel shows. */
 let shown = null;
+/** The output of the request the result panel shows. */
+const sentView = outputView('send-result-output');
 
 function onSend(e) {
   e.preventDefault();
@@ -328,7 +478,9 @@ async function sendAndWait(runtime, kind, payload) {
     const request = await client.send(runtime, kind, payload);
     state.sentId = request.id;
     remember(request, Date.now());
-    showSent(request);
+    // Its frames can come before this answer (running already): show the furthest state.
+    showSent(state.feed.get(request.id)?.request ?? request);
+    attachOutput(sentView, followOutput(runtime, request.id));
     scheduleRender();
     button.disabled = false;
     const done = await client.result(runtime, request.id);
@@ -355,7 +507,7 @@ function showSent(request) {
   const body = $('send-result-body');
   if (request.status === 'completed') body.textContent = pretty(request.result);
   else if (request.error) body.textContent = `${request.error.code}: ${request.error.message}`;
-  else body.textContent = 'waiting for the daemon…';
+  else body.textContent = request.status === 'running' ? 'running…' : 'waiting for the daemon…';
 }
 
 function pretty(value) {
@@ -389,6 +541,7 @@ function scheduleRender() {
 function render() {
   renderRuntimes();
   renderFeed();
+  pruneFeedViews();
 }
 
 function renderRuntimes() {
@@ -533,7 +686,30 @@ function feedItem(r) {
       el('pre', { textContent: pretty(r.payload) }),
       outcome === null ? null : el('pre', { class: 'outcome', textContent: outcome }),
     ),
+    outputDetails(r),
   );
+}
+
+/** "output": opened, it follows the request's output (kept open across renders). */
+function outputDetails(r) {
+  const open = state.openOutputs.has(r.id);
+  const details = el(
+    'details',
+    { class: 'output-details', 'data-testid': 'output-details', open },
+    el('summary', { textContent: 'output' }),
+  );
+  if (open) {
+    const view = feedOutputView(r.id);
+    attachOutput(view, followOutput(r.runtime_id, r.id));
+    details.append(view.node);
+  }
+  details.addEventListener('toggle', () => {
+    if (details.open === state.openOutputs.has(r.id)) return;
+    if (details.open) state.openOutputs.add(r.id);
+    else state.openOutputs.delete(r.id);
+    scheduleRender();
+  });
+  return details;
 }
 
 function time(iso) {
@@ -543,6 +719,7 @@ function time(iso) {
 
 // ---------------------------------------------------------------- wiring
 
+$('send-result').append(sentView.node);
 $('send-form').addEventListener('submit', onSend);
 $('refresh-runtimes').addEventListener('click', () => quietly(refreshRuntimes()));
 document.addEventListener('visibilitychange', () => {
