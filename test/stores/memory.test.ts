@@ -3,6 +3,7 @@ import { describe } from 'vitest';
 import { MemoryStore } from '../../stores/memory/store.js';
 import { type StoreHarness, storeContract } from './contract.js';
 import { storeConsistencyContract } from './contract-consistency.js';
+import { storeOutputContract } from './contract-output.js';
 
 const harness: StoreHarness = {
   async open(settings) {
@@ -23,4 +24,5 @@ const harness: StoreHarness = {
 describe('MemoryStore', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
+  storeOutputContract(harness);
 });

@@ -8,10 +8,11 @@ import type { RequestStore } from '../../stores/store.js';
 import { RedisCluster, RedisServer, uniquePrefix } from '../helpers/redis.js';
 import { storeContract } from './contract.js';
 import { type ConsistencyHarness, storeConsistencyContract } from './contract-consistency.js';
+import { type OutputHarness, storeOutputContract } from './contract-output.js';
 
 function redisHarness(
   target: () => RedisTarget,
-): ConsistencyHarness & { closeAll(): Promise<void> } {
+): ConsistencyHarness & OutputHarness & { closeAll(): Promise<void> } {
   const opened: RequestStore[] = [];
   const track = <T extends RequestStore>(s: T) => {
     opened.push(s);
@@ -53,6 +54,9 @@ function redisHarness(
       ]);
       return { pending, deadlines, leases, done, ids: idx, records };
     },
+    async outputKeyTtl(store, rt, id) {
+      return (store as RedisStore).redis.pttl(runtimeKeys(store.settings.prefix, rt).output(id));
+    },
     async closeAll() {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     },
@@ -71,6 +75,7 @@ describe('RedisStore on a redis-server', () => {
   });
   storeContract(harness);
   storeConsistencyContract(harness);
+  storeOutputContract(harness);
 });
 
 describe('RedisStore on a Redis Cluster', () => {
@@ -85,4 +90,5 @@ describe('RedisStore on a Redis Cluster', () => {
   });
   storeContract(harness);
   storeConsistencyContract(harness);
+  storeOutputContract(harness);
 });
