@@ -81,8 +81,9 @@ export function encodeOutputHint(
 ): string {
   const first = chunks[0];
   if (!first) throw new Error('an output hint needs a chunk');
+  // UTF-8 bytes, as output.lua counts them (`#data`) and as the byte limit does.
   let size = 0;
-  for (const c of chunks) size += c.data.length;
+  for (const c of chunks) size += Buffer.byteLength(c.data);
   const head = `{"id":${JSON.stringify(id)},"status":"running","epoch":${epoch},"output":{"from":${first.offset},"count":${chunks.length}`;
   if (size > HINT_RECORD_BYTES) return `${head}}}`;
   return `${head},"data":[${chunks.map((c) => c.data).join(',')}]}}`;
