@@ -20,37 +20,7 @@ import {
   readyDaemon,
   startTestNode,
 } from '../helpers/node.js';
-
-/** A WebSocket that never opens, the way a browser's fails: error, then close. */
-class FailingWebSocket {
-  static attempts = 0;
-  readyState = 0;
-  onopen: (() => void) | null = null;
-  onmessage: ((e: { data: unknown }) => void) | null = null;
-  onclose: ((e: { code: number; reason: string }) => void) | null = null;
-  onerror: ((e: unknown) => void) | null = null;
-  constructor(_url: string) {
-    FailingWebSocket.attempts++;
-    setTimeout(() => {
-      this.readyState = 3;
-      this.onerror?.({});
-      this.onclose?.({ code: 1006, reason: '' });
-    }, 5);
-  }
-  send(): void {
-    throw new Error('not open');
-  }
-  close(): void {}
-}
-
-/** `ws`'s WebSocket, remembering every instance so a test can cut one. */
-class TrackedWebSocket extends WebSocket {
-  static all: TrackedWebSocket[] = [];
-  constructor(url: string) {
-    super(url);
-    TrackedWebSocket.all.push(this);
-  }
-}
+import { FailingWebSocket, TrackedWebSocket } from './browser-sockets.js';
 
 /** Collects a subscriber's events and lets the test wait for the one it wants. */
 function recorder() {

@@ -6,7 +6,6 @@
  * request on the same socket, and the errors.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { WebSocket } from 'ws';
 import {
   type Client,
   createClient,
@@ -21,54 +20,13 @@ import {
   readyDaemon,
   startTestNode,
 } from '../helpers/node.js';
+import { emitOutput } from '../helpers/output.js';
+import { FailingWebSocket, TrackedWebSocket } from './browser-sockets.js';
 
-/** `ws`'s WebSocket, remembering every instance and every frame it sent. */
-class TrackedWebSocket extends WebSocket {
-  static all: TrackedWebSocket[] = [];
-  static sent: unknown[] = [];
-  constructor(url: string) {
-    super(url);
-    TrackedWebSocket.all.push(this);
-  }
-  override send(data: string): void {
-    TrackedWebSocket.sent.push(JSON.parse(data));
-    super.send(data);
-  }
-}
-
-/** A WebSocket that never opens, the way a browser's fails: error, then close. */
-class FailingWebSocket {
-  readyState = 0;
-  onopen: (() => void) | null = null;
-  onmessage: ((e: { data: unknown }) => void) | null = null;
-  onclose: ((e: { code: number; reason: string }) => void) | null = null;
-  onerror: ((e: unknown) => void) | null = null;
-  constructor(_url: string) {
-    setTimeout(() => {
-      this.readyState = 3;
-      this.onerror?.({});
-      this.onclose?.({ code: 1006, reason: '' });
-    }, 5);
-  }
-  send(): void {
-    throw new Error('not open');
-  }
-  close(): void {}
-}
-
-/** Writes output chunks `from..to` (seq = n, data {n}) and waits until all are stored. */
-async function emit(daemon: FrameSocket, id: string, epoch: number, from: number, to: number) {
-  for (let seq = from; seq <= to; seq++) {
-    daemon.send({ type: 'output', id, epoch, seq, data: { n: seq, text: `line ${seq}` } });
-  }
-  for (;;) {
-    const f = await daemon.next(
-      (x) => (x.type === 'output_ack' || x.type === 'nack') && x.id === id,
-    );
-    if (f.type === 'nack') throw new Error(`output refused: ${JSON.stringify(f)}`);
-    if ((f.seq as number) >= to) return;
-  }
-}
+/** Chunk `n` of these tests. */
+const data = (n: number) => ({ n, text: `line ${n}` });
+const emit = (daemon: FrameSocket, id: string, epoch: number, from: number, to: number) =>
+  emitOutput(daemon, id, epoch, from, to, data);
 
 function finish(daemon: FrameSocket, id: string, epoch: number) {
   daemon.send({ type: 'result', id, epoch, status: 'completed', result: 'done' });

@@ -15,6 +15,27 @@ export interface Chunk {
 
 type Node = { url: string };
 
+/** Writes chunks `from..to` (seq = n, data `data(n)`) and waits until the hub stored them all. */
+export async function emitOutput(
+  daemon: FrameSocket,
+  id: string,
+  epoch: number,
+  from: number,
+  to: number,
+  data: (seq: number) => unknown,
+): Promise<void> {
+  for (let seq = from; seq <= to; seq++) {
+    daemon.send({ type: 'output', id, epoch, seq, data: data(seq) });
+  }
+  for (;;) {
+    const f = await daemon.next(
+      (x) => (x.type === 'output_ack' || x.type === 'nack') && x.id === id,
+    );
+    if (f.type === 'nack') throw new Error(`output refused: ${JSON.stringify(f)}`);
+    if ((f.seq as number) >= to) return;
+  }
+}
+
 /**
  * Streams `count` chunks `data(seq)` for a claimed request over daemon sockets, keeping
  * at most `window` unacknowledged. `reconnectAt`: after that many acks, drop the socket

@@ -5,18 +5,13 @@
  * and a daemon leaving shows its runtime offline. Then the token-field path without dev
  * mode. The screenshot lands in test-artifacts/dashboard.png.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Auth } from '../../src/auth.js';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
-import { loadConfig } from '../../src/config.js';
-import { type NodeOptions, type SwitchboardNode, startNode } from '../../src/node.js';
+import type { SwitchboardNode } from '../../src/node.js';
 import { clientToken, daemonToken, startTestNode } from '../helpers/node.js';
-
-/** Debian's package; elsewhere point CHROMIUM_PATH at a Chromium or Chrome binary. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
+import { ARTIFACTS, launchChromium, startDevNode, watchErrors } from './chromium.js';
 
 function startDaemon(
   url: string,
@@ -30,33 +25,11 @@ function startDaemon(
   });
 }
 
-/**
- * Fails the test on anything the page logs as an error or throws. Also shortens
- * Playwright's waits below the test's timeout, so a failure names what it waited for.
- */
-function watchErrors(page: Page): string[] {
-  page.setDefaultTimeout(10_000);
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
-  });
-  return errors;
-}
-
 describe('dashboard in Chromium', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `no browser at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`,
-      );
-    }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -68,22 +41,9 @@ describe('dashboard in Chromium', () => {
     let daemonFor: (rt: string) => Promise<string>;
 
     beforeAll(async () => {
-      const config = loadConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-        HEARTBEAT_INTERVAL_MS: '1000',
-        SWEEP_INTERVAL_MS: '200',
-        SHUTDOWN_GRACE_MS: '1000',
-      });
-      expect(config.devMode).toBe(true);
-      const auth = new Auth(config.hubSecret);
-      const devClientToken = await auth.sign(
-        { sub: 'dev-client', ws: 'dev', role: 'client' },
-        '1h',
-      );
-      const options: NodeOptions = { config, devClientToken };
-      node = await startNode(options);
+      const started = await startDevNode();
+      node = started.node;
+      const { auth } = started;
       daemonFor = (rt: string) =>
         auth.sign({ sub: `dev-${rt}`, ws: 'dev', role: 'daemon', rt }, '1h');
       daemons.push(

@@ -6,45 +6,22 @@
  * request ended shows the whole output. Screenshots land in test-artifacts/
  * (dashboard-output-live.png mid-stream, dashboard-output.png after the end).
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Auth } from '../../src/auth.js';
-import { loadConfig } from '../../src/config.js';
-import { type SwitchboardNode, startNode } from '../../src/node.js';
+import type { Auth } from '../../src/auth.js';
+import type { SwitchboardNode } from '../../src/node.js';
 import { type FrameSocket, readyDaemon } from '../helpers/node.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
+import { emitOutput } from '../helpers/output.js';
+import { ARTIFACTS, launchChromium, startDevNode, watchErrors } from './chromium.js';
 
 /** What the daemon writes as chunk `n`: mostly text lines, one JSON value. */
 const chunk = (n: number) => (n === 5 ? { progress: 0.5 } : `token ${n}: ${'·'.repeat(n)}`);
 const line = (n: number) => (n === 5 ? '{"progress":0.5}' : `token ${n}: ${'·'.repeat(n)}`);
 const lines = (to: number) => Array.from({ length: to }, (_, i) => line(i + 1));
 
-/** Writes chunks `from..to` (seq = n) and waits until the hub stored them all. */
-async function emit(daemon: FrameSocket, id: string, epoch: number, from: number, to: number) {
-  for (let seq = from; seq <= to; seq++) {
-    daemon.send({ type: 'output', id, epoch, seq, data: chunk(seq) });
-  }
-  for (;;) {
-    const f = await daemon.next(
-      (x) => (x.type === 'output_ack' || x.type === 'nack') && x.id === id,
-    );
-    if (f.type === 'nack') throw new Error(`output refused: ${JSON.stringify(f)}`);
-    if ((f.seq as number) >= to) return;
-  }
-}
-
-function watchErrors(page: Page): string[] {
-  page.setDefaultTimeout(10_000);
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
-  });
-  return errors;
-}
+const emit = (daemon: FrameSocket, id: string, epoch: number, from: number, to: number) =>
+  emitOutput(daemon, id, epoch, from, to, chunk);
 
 /** The text lines of an output view. */
 async function shown(page: Page, selector: string): Promise<string[]> {
@@ -58,32 +35,14 @@ describe('dashboard output in Chromium', () => {
   let daemon: FrameSocket;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `no browser at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`,
-      );
-    }
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'silent',
-      HEARTBEAT_INTERVAL_MS: '1000',
-      SWEEP_INTERVAL_MS: '200',
-      SHUTDOWN_GRACE_MS: '1000',
-    });
-    expect(config.devMode).toBe(true);
-    const auth = new Auth(config.hubSecret);
-    const devClientToken = await auth.sign({ sub: 'dev-client', ws: 'dev', role: 'client' }, '1h');
-    node = await startNode({ config, devClientToken });
+    let auth: Auth;
+    ({ node, auth } = await startDevNode());
     const daemonToken = await auth.sign(
       { sub: 'dev-streamer', ws: 'dev', role: 'daemon', rt: 'streamer' },
       '1h',
     );
     daemon = await readyDaemon(node, daemonToken, 1);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
