@@ -84,9 +84,11 @@ const MAX_RETRY_AFTER_MS = 60_000;
 /** Most chunks in one HTTP batch (protocol MAX_OUTPUT_BATCH). */
 const MAX_BATCH = 1000;
 /**
- * `invalid_message` nacks in a row (no ack between) before the stream gives up: a hub
- * that refused a frame for a full buffer may answer the frames after it with a seq gap,
- * which a resend mends; a frame the hub cannot take at all fails every time.
+ * `invalid_message` nacks in a row (no ack between) before the stream gives up. The hub
+ * refuses every frame after one it refused for a full buffer, so a gap should not come
+ * of that; should one come anyway (the hub forgets the hold of its oldest attempts past
+ * 1024 held at once), a resend mends it, while a frame the hub cannot take at all fails
+ * every time.
  */
 const MAX_GAPS = 8;
 
@@ -146,8 +148,7 @@ export class Outputs {
     } else if (frame.code === 'lease_lost') {
       this.#leaseLost(s);
     } else if (++s.gaps <= MAX_GAPS) {
-      // A seq gap: the hub refused an earlier frame (its buffer was full) and took a
-      // later one. Everything from the first unacknowledged chunk goes again.
+      // A seq gap (see MAX_GAPS): everything from the first unacknowledged chunk goes again.
       this.#retryLater(s);
     } else {
       this.#stop(s, new OutputError('refused', `the hub refused chunk ${seq}: ${frame.code}`));
