@@ -36,7 +36,7 @@ export async function httpHeartbeat(
           max: body.max,
         })
       : [];
-  if (claimed.length) deps.metrics.claims.inc({ path: 'heartbeat' }, claimed.length);
+  deps.metrics.claimed('heartbeat', claimed);
   return {
     requests: claimed.map(toDaemonRequest),
     leases,

@@ -96,6 +96,11 @@ export interface ExpireResult {
   retained: number;
   /** Pending requests after the call. */
   pending: number;
+  /**
+   * When the oldest of them was created (epoch ms; a requeued request counts from its
+   * creation), null when none is pending: the backlog age of the runtime.
+   */
+  oldestPendingAt: number | null;
   /** Daemon connections (websockets) present after the call. */
   connections: number;
 }

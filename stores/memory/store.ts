@@ -235,6 +235,7 @@ export class MemoryStore implements RequestStore {
         live: state.pending.size + state.leases.size,
         retained: state.done.size,
         pending: state.pending.size,
+        oldestPendingAt: step.oldestPendingAt(state),
         connections: state.connections.size,
       };
     });

@@ -245,6 +245,20 @@ export function requireRecord(tx: Txn, id: string): RequestRecord {
   return r;
 }
 
+/**
+ * When the oldest pending request was created. Within a score (one priority, requeued
+ * or not) members sort by id, a ULID, so by creation: only the head of each is a
+ * candidate, at most two per priority.
+ */
+export function oldestPendingAt(state: RuntimeState): number | null {
+  let oldest: number | null = null;
+  for (const id of state.pending.firstOfEachScore()) {
+    const created = state.records.get(id)?.created_at;
+    if (created !== undefined && (oldest === null || created < oldest)) oldest = created;
+  }
+  return oldest;
+}
+
 /** Apply every due pending deadline and lease expiry of the runtime. */
 export function expireDue(tx: Txn): void {
   const { state, now } = tx;

@@ -358,6 +358,7 @@ export class RedisStore implements RequestStore {
       live: 0,
       retained: 0,
       pending: 0,
+      oldestPendingAt: null,
       connections: 0,
     };
     const started = performance.now();
@@ -367,17 +368,19 @@ export class RedisStore implements RequestStore {
         string[],
         ...number[],
       ];
-      const [timedOut, requeued, purged, stale, live, retained, more, pending, present] = reply as [
-        string[],
-        string[],
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ];
+      const [timedOut, requeued, purged, stale, live, retained, more, pending, present, oldest] =
+        reply as [
+          string[],
+          string[],
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+        ];
       out.timedOut.push(...timedOut);
       out.requeued.push(...requeued);
       out.purged += purged;
@@ -386,6 +389,7 @@ export class RedisStore implements RequestStore {
       out.retained = retained;
       out.pending = pending;
       out.connections = present;
+      out.oldestPendingAt = oldest > 0 ? oldest : null;
       if (more !== 1 || performance.now() - started >= EXPIRE_BUDGET_MS) return out;
     }
   }
