@@ -62,6 +62,11 @@ export function workspaceRuntimesKey(prefix: string, workspace: string): string 
   return `${prefix}:ws:{${workspace}}:runtimes`;
 }
 
+/** The workspace's create-rate token bucket (CREATE_RATE_PER_WORKSPACE). */
+export function workspaceRateKey(prefix: string, workspace: string): string {
+  return `${prefix}:ws:{${workspace}}:rate`;
+}
+
 /** Channel on which presence changes of a workspace's runtimes are announced. */
 export function workspacePresenceChannel(prefix: string, workspace: string): string {
   return `${prefix}:ws:{${workspace}}:presence`;

@@ -19,6 +19,7 @@
 
 import type { CreateRequestBody, ErrorInfo, RuntimeInfo, Status } from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
+import type { CreateRate } from './rate.js';
 
 export interface StoreSettings {
   /** Key and channel prefix (HUB_PREFIX). */
@@ -32,6 +33,10 @@ export interface StoreSettings {
   maxOutputChunks: number;
   /** Most output bytes (serialised JSON of each chunk's data) per request (MAX_OUTPUT_BYTES). */
   maxOutputBytes: number;
+  /** Most pending requests per runtime (MAX_PENDING_PER_RUNTIME); a create past it is refused whole. */
+  maxPendingPerRuntime: number;
+  /** Creates per second per workspace (CREATE_RATE_PER_WORKSPACE); null: no limit. */
+  createRate: CreateRate | null;
   /**
    * Clock override in epoch ms, for tests that step time. Unset: MemoryStore uses
    * Date.now(); RedisStore uses Redis TIME inside its scripts (one clock for all nodes).
@@ -47,6 +52,8 @@ export const DEFAULT_STORE_SETTINGS: StoreSettings = {
   idempotencyTtlMs: 86_400_000,
   maxOutputChunks: 10_000,
   maxOutputBytes: 16 * 1024 * 1024,
+  maxPendingPerRuntime: 100_000,
+  createRate: null,
 };
 
 export interface CreateOptions {

@@ -12,7 +12,7 @@
  */
 import type { WebSocket } from 'ws';
 import { Backoff, type ErrorInfo, type ReportAnswer } from '../../protocol/index.js';
-import { type HttpAnswer, verdict } from './answers.js';
+import { type HttpAnswer, jitteredRetryAfter, verdict } from './answers.js';
 
 export type JobOutcome =
   | { status: 'completed'; result: unknown }
@@ -146,7 +146,7 @@ export class Reporter {
     if (this.#stopped || p.settled) return;
     if (p.timer) clearTimeout(p.timer);
     const backoff = p.backoff.next();
-    const delay = afterMs === undefined ? backoff : Math.min(afterMs, MAX_RETRY_AFTER_MS);
+    const delay = afterMs === undefined ? backoff : jitteredRetryAfter(afterMs, MAX_RETRY_AFTER_MS);
     p.timer = setTimeout(() => this.#attempt(p), delay);
   }
 }

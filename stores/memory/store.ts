@@ -14,8 +14,9 @@ import {
 } from '../../protocol/index.js';
 import { type Bus, MemoryBus } from '../bus.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
-import { StoreError } from '../errors.js';
+import { pendingLimitError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint } from '../ids.js';
+import { type Bucket, bucketTtlMs, takeTokens } from '../rate.js';
 import {
   type ClaimOptions,
   type CreateOptions,
@@ -55,6 +56,8 @@ export class MemoryStore implements RequestStore {
   readonly settings: Readonly<StoreSettings>;
   readonly bus: Bus;
   readonly #table: RuntimeTable;
+  /** CREATE_RATE_PER_WORKSPACE buckets, by workspace (workspaces come from signed tokens). */
+  readonly #rates = new Map<string, Bucket>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const { bus, ...overrides } = options;
@@ -71,6 +74,7 @@ export class MemoryStore implements RequestStore {
     opts: CreateOptions,
   ): Promise<CreateResult> {
     return this.#transact(rt, true, (tx) => {
+      this.#takeRate(tx, 1);
       const key = opts.idempotencyKey;
       const fingerprint = key === undefined ? '' : bodyFingerprint(body);
       if (key !== undefined) {
@@ -78,6 +82,7 @@ export class MemoryStore implements RequestStore {
         if (existing) return { request: copyRecord(existing), created: false };
       }
       const [valid] = validateBodies([body]) as [CreateRequestBody];
+      this.#checkPending(tx, 1);
       const record = newRecord(tx, templateFromBody(valid, this.settings), opts.createdBy, null);
       step.insertPending(tx, record);
       if (key !== undefined) {
@@ -96,7 +101,10 @@ export class MemoryStore implements RequestStore {
   ): Promise<RequestRecord[]> {
     return this.#transact(rt, true, (tx) => {
       // Validate and build every record before storing any: nothing is half inserted.
-      const records = validateBodies(bodies).map((b) =>
+      const valid = validateBodies(bodies);
+      this.#takeRate(tx, valid.length);
+      this.#checkPending(tx, valid.length);
+      const records = valid.map((b) =>
         newRecord(tx, templateFromBody(b, this.settings), opts.createdBy, null),
       );
       for (const r of records) step.insertPending(tx, r);
@@ -213,6 +221,8 @@ export class MemoryStore implements RequestStore {
     return this.#transact(rt, false, (tx) => {
       const original = step.requireRecord(tx, id);
       if (!RETRYABLE.has(original.status)) throw new StoreError('not_retryable');
+      this.#takeRate(tx, 1);
+      this.#checkPending(tx, 1);
       const record = newRecord(tx, original, opts.createdBy, original.id);
       step.insertPending(tx, record);
       this.#touch(tx);
@@ -352,5 +362,25 @@ export class MemoryStore implements RequestStore {
   /** Mark the runtime as having work, for the sweeper. */
   #touch(tx: Txn): void {
     this.#table.touch(tx.state.ref, tx.now);
+  }
+
+  /** CREATE_RATE_PER_WORKSPACE: takes n tokens (stores/rate.ts) or refuses. */
+  #takeRate(tx: Txn, n: number): void {
+    const limit = this.settings.createRate;
+    if (!limit || n === 0) return;
+    const workspace = tx.state.ref.workspace;
+    let bucket = this.#rates.get(workspace);
+    if (!bucket || tx.now - bucket.at > bucketTtlMs(limit)) {
+      bucket = { tokens: limit.burst, at: tx.now };
+      this.#rates.set(workspace, bucket);
+    }
+    const wait = takeTokens(bucket, limit, n, tx.now);
+    if (wait > 0) throw rateLimitError(limit, wait);
+  }
+
+  /** MAX_PENDING_PER_RUNTIME: every pending request has a pending deadline. */
+  #checkPending(tx: Txn, n: number): void {
+    const limit = this.settings.maxPendingPerRuntime;
+    if (tx.state.deadlines.size + n > limit) throw pendingLimitError(limit);
   }
 }

@@ -27,6 +27,7 @@ export const SCRIPT_NAMES = [
   'forget_runtime',
   'touch_runtime',
   'lock_bucket',
+  'rate',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
@@ -93,6 +94,7 @@ export function createArgs(
   rt: { workspace: string; runtime: string },
   items: readonly CreateItem[],
   idem: { key: string; fingerprint: string; ttlMs: number } | undefined,
+  maxPending: number,
 ): { keys: string[]; argv: (string | number)[] } {
   const keys = runtimeKeyList(call.keys);
   if (idem) keys.push(call.keys.idem(idem.key));
@@ -102,6 +104,7 @@ export function createArgs(
     rt.runtime,
     idem?.fingerprint ?? '',
     idem?.ttlMs ?? 0,
+    maxPending,
     items.length,
   ];
   for (const it of items) {

@@ -6,7 +6,7 @@
 
 import type { CreateRequestBody, RuntimeInfo } from '../../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
-import { fromScriptCode, isStoreError, StoreError } from '../errors.js';
+import { fromScriptCode, isStoreError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint, newRequestId } from '../ids.js';
 import {
   parseRuntimeTag,
@@ -14,9 +14,11 @@ import {
   sweepBucketKey,
   sweepBucketOf,
   sweepLockKey,
+  workspaceRateKey,
   workspaceRuntimesKey,
 } from '../keys.js';
 import { runtimeInfo } from '../presence.js';
+import { bucketTtlMs } from '../rate.js';
 import { decodeRecord } from '../record-fields.js';
 import {
   type ClaimOptions,
@@ -61,6 +63,8 @@ type Flat = string[];
 const SEEN_REFRESH_MS = 60_000;
 /** Runtimes remembered for that; past it the memory starts over (a ZADD each, once). */
 const SEEN_CACHE_SIZE = 100_000;
+/** Workspaces whose create-rate refusal a node remembers (past it, it forgets them all). */
+const DENIED_WORKSPACES = 10_000;
 
 export class RedisStore implements RequestStore {
   readonly kind = 'redis';
@@ -69,6 +73,8 @@ export class RedisStore implements RequestStore {
   readonly #owned: boolean;
   readonly #touched = new Map<string, number>();
   readonly #listed = new Set<string>();
+  /** CREATE_RATE_PER_WORKSPACE: until when a workspace has no token (see #admit). */
+  readonly #deniedUntil = new Map<string, number>();
   /** Runtime tag -> when #seen last moved it in its workspace's list (store clock). */
   readonly #seenAt = new Map<string, number>();
 
@@ -116,8 +122,36 @@ export class RedisStore implements RequestStore {
     } catch (err) {
       throw unavailable(err);
     }
-    if (typeof reply === 'number' && reply < 0) throw fromScriptCode(reply);
+    if (typeof reply === 'number' && reply < 0) throw fromScriptCode(reply, this.settings);
     return reply;
+  }
+
+  /**
+   * Takes `n` tokens of the workspace's create rate (CREATE_RATE_PER_WORKSPACE), or
+   * refuses with `limit_exceeded` and when they are due. Its own call, on the
+   * workspace's slot: a create the runtime's script then refuses has still used them.
+   */
+  async #admit(workspace: string, n: number): Promise<void> {
+    const limit = this.settings.createRate;
+    if (!limit || n === 0) return;
+    // Refused for want of one token, a workspace has none before then: every create
+    // needs one, so until then this node answers without asking Redis. A flood of
+    // refused creates costs the store nothing.
+    const now = this.#now() ?? Date.now();
+    const denied = this.#deniedUntil.get(workspace);
+    if (denied !== undefined) {
+      if (now < denied) throw rateLimitError(limit, denied - now);
+      this.#deniedUntil.delete(workspace);
+    }
+    const key = workspaceRateKey(this.settings.prefix, workspace);
+    const argv = [this.#now() ?? '', limit.rate, limit.burst, n, bucketTtlMs(limit)];
+    const wait = Number(await this.#run('rate', { keys: [key], argv }));
+    if (wait === 0) return;
+    if (n === 1) {
+      if (this.#deniedUntil.size >= DENIED_WORKSPACES) this.#deniedUntil.clear();
+      this.#deniedUntil.set(workspace, now + wait);
+    }
+    throw rateLimitError(limit, wait);
   }
 
   async #record(
@@ -182,10 +216,12 @@ export class RedisStore implements RequestStore {
   > {
     // Validated before anything is written: a refused create leaves no trace at all.
     const valid = validateBodies(bodies);
+    await this.#admit(rt.workspace, valid.length);
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
     const items = this.#items(valid, createdBy);
-    const reply = (await this.#run('create', createArgs(call, rt, items, idem))) as [
+    const maxPending = this.settings.maxPendingPerRuntime;
+    const reply = (await this.#run('create', createArgs(call, rt, items, idem, maxPending))) as [
       number,
       number | Flat,
     ];
@@ -341,10 +377,12 @@ export class RedisStore implements RequestStore {
   }
 
   async retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord> {
+    await this.#admit(rt.workspace, 1);
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
     const newId = newRequestId(call.now ?? Date.now());
-    const reply = await this.#run('retry', runtimeArgs(call, [id, newId, opts.createdBy]));
+    const argv = [id, newId, opts.createdBy, this.settings.maxPendingPerRuntime];
+    const reply = await this.#run('retry', runtimeArgs(call, argv));
     await this.#known(rt, call.keys.tag);
     return decodeRecord(reply as Flat);
   }

@@ -9,6 +9,7 @@ import { RedisCluster, RedisServer, uniquePrefix } from '../helpers/redis.js';
 import { storeContract } from './contract.js';
 import { type ConsistencyHarness, storeConsistencyContract } from './contract-consistency.js';
 import { type OutputHarness, storeOutputContract } from './contract-output.js';
+import { storeQuotaContract } from './contract-quotas.js';
 
 function redisHarness(
   target: () => RedisTarget,
@@ -76,6 +77,7 @@ describe('RedisStore on a redis-server', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeQuotaContract(harness);
 });
 
 describe('RedisStore on a Redis Cluster', () => {
@@ -91,4 +93,5 @@ describe('RedisStore on a Redis Cluster', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeQuotaContract(harness);
 });

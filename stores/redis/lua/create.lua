@@ -5,11 +5,13 @@
 -- ARGV[6]     workspace   ARGV[7] runtime
 -- ARGV[8]     body fingerprint for the idempotency key, or ''
 -- ARGV[9]     idempotency key TTL ms
--- ARGV[10]    item count N, then N groups of 8:
+-- ARGV[10]    MAX_PENDING_PER_RUNTIME: refused whole (E_PENDING_LIMIT) past it
+-- ARGV[11]    item count N, then N groups of 8:
 --             id, kind, payload, priority, max_attempts, pending_timeout_ms, lease_ms,
 --             created_by
 -- Returns {1, now} when created; {0, record fields} when the idempotency key already
--- names a request created from the same body; E_IDEMPOTENCY_CONFLICT otherwise.
+-- names a request created from the same body; E_IDEMPOTENCY_CONFLICT otherwise;
+-- E_PENDING_LIMIT when the runtime's pending count would pass ARGV[10].
 --!include common.lua
 --!include record.lua
 local fingerprint = ARGV[8]
@@ -24,16 +26,18 @@ if fingerprint ~= '' then
     end
   end
 end
-local n = tonumber(ARGV[10])
+local n = tonumber(ARGV[11])
+-- Every pending request, claimable or not, has a pending deadline.
+if redis.call('ZCARD', K_DEADLINES) + n > tonumber(ARGV[10]) then return E_PENDING_LIMIT end
 for i = 0, n - 1 do
-  local b = 10 + i * 8
+  local b = 11 + i * 8
   insert({ id = ARGV[b + 1], workspace = ARGV[6], runtime = ARGV[7], kind = ARGV[b + 2],
     payload = ARGV[b + 3], priority = ARGV[b + 4], max_attempts = ARGV[b + 5],
     pending_timeout_ms = ARGV[b + 6], lease_ms = ARGV[b + 7], created_by = ARGV[b + 8],
     retry_of = '' })
 end
 if fingerprint ~= '' then
-  redis.call('SET', KEYS[7], fingerprint .. ' ' .. ARGV[11], 'PX', ARGV[9])
+  redis.call('SET', KEYS[7], fingerprint .. ' ' .. ARGV[12], 'PX', ARGV[9])
 end
 redis.call('PUBLISH', CH_WAKE, '1')
 return { 1, NOW }

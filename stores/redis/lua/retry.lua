@@ -2,7 +2,8 @@
 -- new pending one (same kind, payload, priority, attempts and timeouts).
 -- KEYS[1..6], ARGV[1..5]  see includes/common.lua
 -- ARGV[6]  original id   ARGV[7] new id   ARGV[8] created_by
--- Returns the new record's fields, E_NOT_FOUND or E_NOT_RETRYABLE.
+-- ARGV[9]  MAX_PENDING_PER_RUNTIME
+-- Returns the new record's fields, E_NOT_FOUND, E_NOT_RETRYABLE or E_PENDING_LIMIT.
 --!include common.lua
 --!include record.lua
 local status = settle(ARGV[6])
@@ -10,6 +11,7 @@ if not status then return E_NOT_FOUND end
 if status ~= 'failed' and status ~= 'timeout' and status ~= 'cancelled' then
   return E_NOT_RETRYABLE
 end
+if redis.call('ZCARD', K_DEADLINES) + 1 > tonumber(ARGV[9]) then return E_PENDING_LIMIT end
 local r = redis.call('HMGET', REC .. ARGV[6], 'workspace', 'runtime', 'kind', 'payload',
   'priority', 'max_attempts', 'pending_timeout_ms', 'lease_ms')
 local flat = insert({ id = ARGV[7], workspace = r[1], runtime = r[2], kind = r[3], payload = r[4],

@@ -26,6 +26,6 @@ local RETENTION = tonumber(ARGV[5])
 -- Error codes (stores/errors.ts maps them to typed errors).
 local E_NOT_FOUND, E_LEASE_LOST, E_ALREADY_TERMINAL = -1, -2, -3
 local E_IDEMPOTENCY_CONFLICT, E_NOT_RETRYABLE = -4, -5
-local E_OUTPUT_LIMIT, E_SEQ_GAP = -6, -7
+local E_OUTPUT_LIMIT, E_SEQ_GAP, E_PENDING_LIMIT = -6, -7, -8
 
 local TERMINAL = { completed = true, failed = true, timeout = true, cancelled = true }
