@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Chunk } from '../helpers/output.js';
 import { type AttemptLog, checkReassembled, checkStored } from './output-checks.js';
 
-const sent = (epoch: number, n: number) => Array.from({ length: n }, (_, i) => ({ e: epoch, k: i + 1 }));
+const sent = (epoch: number, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ e: epoch, k: i + 1 }));
 const log = (epoch: number, n: number, resolvedUpTo = n): AttemptLog => ({
   daemon: epoch,
   sent: sent(epoch, n),
@@ -67,14 +68,25 @@ describe('chaos output rules', () => {
       /no daemon ran/,
     );
     expect(
-      checkStored('r', stored([2, 2], [3, 1]), completed(2), new Map([...attempts, [3, log(3, 1)]]))
-        .join(),
+      checkStored(
+        'r',
+        stored([2, 2], [3, 1]),
+        completed(2),
+        new Map([...attempts, [3, log(3, 1)]]),
+      ).join(),
     ).toMatch(/past the record/);
   });
 
   it('compare a reader with the store chunk for chunk', () => {
     const all = stored([1, 2], [2, 3]);
-    expect(checkReassembled('r', 'sse', all.map((c) => ({ ...c })), all)).toEqual([]);
+    expect(
+      checkReassembled(
+        'r',
+        'sse',
+        all.map((c) => ({ ...c })),
+        all,
+      ),
+    ).toEqual([]);
     expect(checkReassembled('r', 'sse', all.slice(0, 4), all).join()).toMatch(/#5/);
     expect(checkReassembled('r', 'sse', [...all, all[4] as Chunk], all).join()).toMatch(/#6/);
     const wrongEpoch = all.map((c) => ({ ...c, epoch: 2 }));
