@@ -11,13 +11,15 @@
  *
  * Output streams (DESIGN.md section 6). About one request in seven is marked in its
  * payload (`stream`: 3 to 32 chunks); its handler writes that many chunks with
- * `ctx.output`, with small awaits between, before its result, and its daemon logs per
- * attempt (id, epoch) every value it wrote and which writes resolved (the hub stored
- * them) or rejected (lease_lost ...). A bounded number of those requests are also
- * followed while they run: by a client websocket (`subscribe` with `output: true`,
- * resubscribed on any live node with `after` = the last offset it has after every drop)
- * or by SSE (reconnected with `Last-Event-ID`). Each reader keeps every chunk as it came
- * until it sees the terminal state. At the end, for every streaming request:
+ * `ctx.output`, with small awaits between (up to a second in all), before its result,
+ * and its daemon logs per attempt (id, epoch) every value it wrote and which writes
+ * resolved (the hub stored them) or rejected (lease_lost ...). A bounded number of
+ * those requests are also followed while they run: by a client websocket (`subscribe`
+ * with `output: true`, resubscribed on any live node with `after` = the last offset it
+ * has after every drop; see output-readers.ts for the unsubscribe before a subscribe
+ * again after an error frame) or by SSE (reconnected with `Last-Event-ID`). Each reader
+ * keeps every chunk as it came until it sees the terminal state. At the end, for every
+ * streaming request:
  *   O1 its stored output, read by HTTP paging, has offsets 1..N, each once, in order;
  *      the epochs never decrease along the offsets and none is past the record's epoch
  *      (chunks of a new attempt follow those of the abandoned one).
@@ -137,9 +139,10 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             },
           );
           writes.push(write);
-          // Some writes awaited (paced to the hub), the others not, with small waits.
+          // Some writes awaited (paced to the hub), the others not, with small waits; two
+          // streams in five slower, so that more faults land in the middle of one.
           if (k % 4 === 0) await write;
-          else await sleep(1 + Math.random() * 8);
+          else await sleep(n % 5 < 2 ? 15 + Math.random() * 30 : 1 + Math.random() * 8);
         }
         await Promise.all(writes);
       }
@@ -196,7 +199,8 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         if (!by) return;
         const f: Followed = { id: t.id, runtime: t.runtime, by, got: [], reconnects: 0 };
         followed.push(f);
-        if (by === 'socket') (outputSockets[s % outputSockets.length] as OutputSocket).follow(f);
+        const onSocket = outputSockets[followed.length % outputSockets.length] as OutputSocket;
+        if (by === 'socket') onSocket.follow(f);
         else sseReaders.push(followBySse(c, token, f, stopReaders.signal));
       }
       let created = 0;

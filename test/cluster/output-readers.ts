@@ -22,6 +22,15 @@ export interface Followed {
   reconnects: number;
 }
 
+/**
+ * After an error frame, the socket reader unsubscribes before it subscribes again, so
+ * that the hub makes a new follower (and catches it up before the snapshot). Subscribing
+ * again over the follower the failed frame left gets a snapshot without the stored
+ * output: a hub defect, test/cluster/defects/resubscribe-output.repro.ts.
+ * CHAOS_STRICT_RESUBSCRIBE=1 subscribes again without unsubscribing, to see it.
+ */
+const STRICT_RESUBSCRIBE = process.env.CHAOS_STRICT_RESUBSCRIBE === '1';
+
 /** The last offset a reader has: where it resumes. */
 const lastOffset = (f: Followed) => f.got.at(-1)?.offset ?? 0;
 
@@ -103,9 +112,19 @@ export class OutputSocket {
       // The node could not serve the subscribe (store unreachable): ask again shortly.
       const runtime = f.runtime;
       const again = (f.requests as string[]).flatMap((id) => this.#following.get(id) ?? []);
-      if (again.length > 0) {
-        setTimeout(() => this.#subscribe(runtime, again), 200 + Math.random() * 800);
-      }
+      if (again.length === 0) return;
+      setTimeout(
+        () => {
+          const still = again.filter((x) => !x.ended);
+          if (still.length === 0) return;
+          if (!STRICT_RESUBSCRIBE && this.#ws?.readyState === WebSocket.OPEN) {
+            const requests = still.map((x) => x.id);
+            this.#ws.send(JSON.stringify({ type: 'unsubscribe', runtime, requests }));
+          }
+          this.#subscribe(runtime, still);
+        },
+        200 + Math.random() * 800,
+      );
       return;
     }
     const seen =
