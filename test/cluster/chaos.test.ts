@@ -482,6 +482,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
 
       // ---- output: stored, as the daemons sent it, as the readers reassembled it ----------
       const storedOutput = new Map<string, Chunk[]>();
+      const outputFailures = [...ranTwice.map((a) => `${a}: the handler ran twice`)];
       for (const t of tracked.values()) {
         if (!t.stream) continue;
         const chunks: Chunk[] = [];
@@ -491,11 +492,15 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           )) as { chunks: Chunk[]; next_after: number; done: boolean };
           chunks.push(...page.chunks);
           after = page.next_after;
-          if (page.done || page.chunks.length === 0) break;
+          if (page.done) break;
+          if (page.chunks.length === 0) {
+            // Every request is terminal by now: its last page says done.
+            outputFailures.push(`${t.id}: an empty output page after ${after}, not done`);
+            break;
+          }
         }
         storedOutput.set(t.id, chunks);
       }
-      const outputFailures = [...ranTwice.map((a) => `${a}: the handler ran twice`)];
       for (const [id, stored] of storedOutput) {
         const record = { status: finalStatus.get(id) as string, epoch: finalEpoch.get(id) ?? -1 };
         outputFailures.push(...checkStored(id, stored, record, attempts.get(id) ?? new Map()));
