@@ -169,6 +169,7 @@ export class RedisStore implements RequestStore {
       pending_timeout_ms: b.pending_timeout_ms ?? this.settings.pendingTimeoutMs,
       lease_ms: b.lease_ms ?? this.settings.leaseMs,
       created_by: createdBy,
+      ordering_key: b.ordering_key ?? '',
     }));
   }
 
@@ -235,7 +236,13 @@ export class RedisStore implements RequestStore {
   async list(rt: RuntimeRef, opts: ListOptions): Promise<ListResult> {
     const reply = (await this.#run(
       'list',
-      runtimeArgs(this.#call(rt), [opts.status ?? '', opts.limit, opts.cursor ?? '', LIST_BUDGET]),
+      runtimeArgs(this.#call(rt), [
+        opts.status ?? '',
+        opts.limit,
+        opts.cursor ?? '',
+        LIST_BUDGET,
+        opts.ordering_key ?? '',
+      ]),
     )) as [string, ...Flat[]];
     const [cursor, ...records] = reply;
     return { requests: records.map(decodeRecord), next_cursor: cursor === '' ? null : cursor };
@@ -583,5 +590,6 @@ function newRecord(rt: RuntimeRef, it: CreateItem, now: number): RequestRecord {
     connection_id: null,
     node_id: null,
     retry_of: null,
+    ordering_key: it.ordering_key === '' ? null : it.ordering_key,
   };
 }

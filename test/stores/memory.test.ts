@@ -3,6 +3,7 @@ import { describe } from 'vitest';
 import { MemoryStore } from '../../stores/memory/store.js';
 import { type StoreHarness, storeContract } from './contract.js';
 import { storeConsistencyContract } from './contract-consistency.js';
+import { storeOrderingContract } from './contract-ordering.js';
 import { storeOutputContract } from './contract-output.js';
 
 const harness: StoreHarness = {
@@ -25,4 +26,5 @@ describe('MemoryStore', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeOrderingContract(harness);
 });
