@@ -104,8 +104,10 @@ export interface ExpireResult {
   live: number;
   /** Terminal records still retained after the call. */
   retained: number;
-  /** Pending requests after the call. */
+  /** Pending requests after the call (held ones of ordering keys included). */
   pending: number;
+  /** Of them, the claimable ones: all but the held ones of ordering keys. */
+  claimable: number;
   /**
    * When the oldest of them was created (epoch ms; a requeued request counts from its
    * creation), null when none is pending: the backlog age of the runtime.

@@ -236,6 +236,7 @@ export class MemoryStore implements RequestStore {
         live: state.deadlines.size + state.leases.size,
         retained: state.done.size,
         pending: state.deadlines.size,
+        claimable: state.pending.size,
         oldestPendingAt: step.oldestPendingAt(state),
         connections: state.connections.size,
       };

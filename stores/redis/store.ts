@@ -365,6 +365,7 @@ export class RedisStore implements RequestStore {
       live: 0,
       retained: 0,
       pending: 0,
+      claimable: 0,
       oldestPendingAt: null,
       connections: 0,
     };
@@ -375,19 +376,31 @@ export class RedisStore implements RequestStore {
         string[],
         ...number[],
       ];
-      const [timedOut, requeued, purged, stale, live, retained, more, pending, present, oldest] =
-        reply as [
-          string[],
-          string[],
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-        ];
+      const [
+        timedOut,
+        requeued,
+        purged,
+        stale,
+        live,
+        retained,
+        more,
+        pending,
+        present,
+        oldest,
+        claimable,
+      ] = reply as [
+        string[],
+        string[],
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
       out.timedOut.push(...timedOut);
       out.requeued.push(...requeued);
       out.purged += purged;
@@ -395,6 +408,7 @@ export class RedisStore implements RequestStore {
       out.live = live;
       out.retained = retained;
       out.pending = pending;
+      out.claimable = claimable;
       out.connections = present;
       out.oldestPendingAt = oldest > 0 ? oldest : null;
       if (more !== 1 || performance.now() - started >= EXPIRE_BUDGET_MS) return out;

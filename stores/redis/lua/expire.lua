@@ -5,11 +5,11 @@
 -- ARGV[6]  max records per category in one call (keeps one call short: Redis runs
 --          nothing else meanwhile)
 -- Returns {timed_out_ids, requeued_ids, purged, stale_connections, live, retained, more,
--- pending, connections, oldest}: `more` is 1 when a category filled its batch, so more
+-- pending, connections, oldest, claimable}: `more` is 1 when a category filled its batch, so more
 -- may be due (the caller calls again), else 0; `pending` how many are pending (held
 -- ones of ordering keys included), `connections` the daemon connections still present,
--- and `oldest` when the oldest claimable pending request was created (0: none), after
--- the call.
+-- `oldest` when the oldest claimable pending request was created (0: none), and
+-- `claimable` how many pending are not held, after the call.
 --!include common.lua
 --!include record.lua
 local limit = tonumber(ARGV[6])
@@ -85,4 +85,4 @@ if redis.call('EXISTS', K_PENDING) == 1 then
   end
 end
 return { timed_out, requeued, purged, stale, live, redis.call('ZCARD', K_DONE), more,
-  pending, present, oldest }
+  pending, present, oldest, redis.call('ZCARD', K_PENDING) }
