@@ -43,23 +43,27 @@ function lineJoin(state: RuntimeState, r: RequestRecord, key: string): boolean {
 }
 
 /**
- * A keyed request is terminal (or forgotten): it leaves its line; when it was the head,
- * the next one becomes claimable now (as a created entry of its priority) with a wake.
+ * Take id out of its key's line (an empty line is dropped). Returns the id of the new
+ * head when id was the head and others follow, else undefined.
+ */
+function lineRemove(state: RuntimeState, id: string, key: string): string | undefined {
+  const line = state.lines.get(key);
+  const at = line ? line.members.findIndex((m) => m.id === id) : -1;
+  if (!line || at < 0) return undefined;
+  line.members.splice(at, 1);
+  if (line.members.length === 0) state.lines.delete(key);
+  return at === 0 ? line.members[0]?.id : undefined;
+}
+
+/**
+ * A keyed request is terminal: it leaves its line; when it was the head, the next one
+ * becomes claimable now (as a created entry of its priority), with a wake-up.
  */
 function lineLeave(tx: Txn, r: RequestRecord, key: string): void {
-  const { state } = tx;
-  const line = state.lines.get(key);
-  const at = line?.members.findIndex((m) => m.id === r.id) ?? -1;
-  if (!line || at < 0) return;
-  line.members.splice(at, 1);
-  if (line.members.length === 0) {
-    state.lines.delete(key);
-    return;
-  }
-  if (at !== 0) return;
-  const next = state.records.get((line.members[0] as { id: string }).id);
+  const nextId = lineRemove(tx.state, r.id, key);
+  const next = nextId === undefined ? undefined : tx.state.records.get(nextId);
   if (next?.status === 'pending') {
-    state.pending.add(next.id, pendingScore(next.priority, false));
+    tx.state.pending.add(next.id, pendingScore(next.priority, false));
     tx.wake = true;
   }
 }
@@ -168,12 +172,7 @@ export function finish(tx: Txn, r: RequestRecord, how: Finish): void {
 function forget(state: RuntimeState, id: string): void {
   // Terminal records have left their line already; a live one forgotten must not stay.
   const key = state.records.get(id)?.ordering_key;
-  const line = key === undefined || key === null ? undefined : state.lines.get(key);
-  if (line) {
-    const at = line.members.findIndex((m) => m.id === id);
-    if (at >= 0) line.members.splice(at, 1);
-    if (line.members.length === 0) state.lines.delete(key as string);
-  }
+  if (key) lineRemove(state, id, key);
   state.records.delete(id);
   state.outputs.delete(id);
   state.pending.delete(id);
