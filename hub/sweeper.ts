@@ -80,8 +80,9 @@ export class Sweeper {
       );
     }
     // Work that waited through a whole pass while daemons are connected: its wake-up
-    // may have been lost, so it is announced again (the nodes holding them claim).
-    if (out.pending > 0 && out.connections > 0) {
+    // may have been lost, so it is announced again (the nodes holding them claim). Held
+    // requests of ordering keys wait for their line, not for a wake-up: not counted.
+    if (out.claimable > 0 && out.connections > 0) {
       const tag = runtimeKeys(store.settings.prefix, rt).tag;
       this.#waitingNow.add(tag);
       if (this.#waiting.has(tag)) {

@@ -42,6 +42,8 @@ export interface RequestRecord {
   node_id: string | null;
   /** Id of the request this one retries (dead-letter replay), or null. */
   retry_of: string | null;
+  /** The request's ordering key (one line per runtime and key), or null. */
+  ordering_key: string | null;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -66,6 +68,7 @@ export function toApiRequest(r: RequestRecord): Request {
     result: r.result === null ? null : JSON.parse(r.result),
     error: r.error,
     created_by: r.created_by,
+    ordering_key: r.ordering_key,
   };
 }
 

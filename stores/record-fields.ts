@@ -38,6 +38,7 @@ export function decodeRecord(flat: readonly string[]): RequestRecord {
     connection_id: f.connection_id ?? null,
     node_id: f.node_id ?? null,
     retry_of: f.retry_of ?? null,
+    ordering_key: f.ordering_key ?? null,
   };
 }
 
@@ -83,6 +84,7 @@ export function encodeRecord(r: RequestRecord): string[] {
     ['connection_id', r.connection_id],
     ['node_id', r.node_id],
     ['retry_of', r.retry_of],
+    ['ordering_key', r.ordering_key],
   ];
   for (const [field, value] of optional) if (value !== null) flat.push(field, String(value));
   return flat;

@@ -13,6 +13,11 @@
  *   claim; release gives the attempt back (the request never reached a daemon).
  * - A requeue resets the pending deadline to now + pending_timeout_ms.
  * - Terminal records are kept for `retentionMs` after finished_at, then removed.
+ * - Ordering keys: a keyed request joins its key's line (per runtime, creation order);
+ *   only the line's head is claimable, the rest are pending but held (they count as
+ *   pending and may time out). A head that becomes terminal leaves the line and the next
+ *   one becomes claimable in the same step (with a wake-up); a requeued head stays the
+ *   head. Priority orders the heads; it never reorders a line.
  * - Every transition publishes an update hint (hints.ts) on the runtime's `updates` channel;
  *   create, release and requeue also publish on its `wake` channel.
  */
@@ -80,10 +85,15 @@ export interface ListOptions {
   limit: number;
   /** The `next_cursor` of the previous page. */
   cursor?: string;
+  /**
+   * List this key's line instead: its live requests in line order (head first); the
+   * cursor is then a position in the line (the digits of a previous `next_cursor`).
+   */
+  ordering_key?: string;
 }
 
 export interface ListResult {
-  /** Newest first. */
+  /** Newest first (by ordering key: line order). */
   requests: RequestRecord[];
   next_cursor: string | null;
 }
@@ -101,8 +111,10 @@ export interface ExpireResult {
   live: number;
   /** Terminal records still retained after the call. */
   retained: number;
-  /** Pending requests after the call. */
+  /** Pending requests after the call (held ones of ordering keys included). */
   pending: number;
+  /** Of them, the claimable ones: all but the held ones of ordering keys. */
+  claimable: number;
   /**
    * When the oldest of them was created (epoch ms; a requeued request counts from its
    * creation), null when none is pending: the backlog age of the runtime.

@@ -109,7 +109,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         errors: ['400', '409', '413', '429'],
       }),
       get: operation({
-        summary: 'List requests, newest first',
+        summary: 'List requests, newest first; with ordering_key, that key’s line, head first',
         security: client,
         params: [RUNTIME, ...queryParams(ListQuery)],
         ok: { '200': ['a page', 'RequestList'] },

@@ -242,9 +242,11 @@ export class MemoryStore implements RequestStore {
         requeued: [...tx.requeued],
         purged,
         staleConnections,
-        live: state.pending.size + state.leases.size,
+        // Pending counts held requests of ordering keys: every pending one has a deadline.
+        live: state.deadlines.size + state.leases.size,
         retained: state.done.size,
-        pending: state.pending.size,
+        pending: state.deadlines.size,
+        claimable: state.pending.size,
         oldestPendingAt: step.oldestPendingAt(state),
         connections: state.connections.size,
       };

@@ -77,7 +77,7 @@ export function runtimeArgv(call: RuntimeCall): (string | number)[] {
   return [k.recordPrefix, call.now ?? '', k.updates, k.wake, call.retentionMs];
 }
 
-/** Items as create.lua reads them: 8 fields each. */
+/** Items as create.lua reads them: 9 fields each. */
 export interface CreateItem {
   id: string;
   kind: string;
@@ -87,6 +87,8 @@ export interface CreateItem {
   pending_timeout_ms: number;
   lease_ms: number;
   created_by: string;
+  /** '' for none. */
+  ordering_key: string;
 }
 
 export function createArgs(
@@ -117,6 +119,7 @@ export function createArgs(
       it.pending_timeout_ms,
       it.lease_ms,
       it.created_by,
+      it.ordering_key,
     );
   }
   return { keys, argv };

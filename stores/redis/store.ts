@@ -203,6 +203,7 @@ export class RedisStore implements RequestStore {
       pending_timeout_ms: b.pending_timeout_ms ?? this.settings.pendingTimeoutMs,
       lease_ms: b.lease_ms ?? this.settings.leaseMs,
       created_by: createdBy,
+      ordering_key: b.ordering_key ?? '',
     }));
   }
 
@@ -271,7 +272,13 @@ export class RedisStore implements RequestStore {
   async list(rt: RuntimeRef, opts: ListOptions): Promise<ListResult> {
     const reply = (await this.#run(
       'list',
-      runtimeArgs(this.#call(rt), [opts.status ?? '', opts.limit, opts.cursor ?? '', LIST_BUDGET]),
+      runtimeArgs(this.#call(rt), [
+        opts.status ?? '',
+        opts.limit,
+        opts.cursor ?? '',
+        LIST_BUDGET,
+        opts.ordering_key ?? '',
+      ]),
     )) as [string, ...Flat[]];
     const [cursor, ...records] = reply;
     return { requests: records.map(decodeRecord), next_cursor: cursor === '' ? null : cursor };
@@ -396,6 +403,7 @@ export class RedisStore implements RequestStore {
       live: 0,
       retained: 0,
       pending: 0,
+      claimable: 0,
       oldestPendingAt: null,
       connections: 0,
     };
@@ -406,19 +414,31 @@ export class RedisStore implements RequestStore {
         string[],
         ...number[],
       ];
-      const [timedOut, requeued, purged, stale, live, retained, more, pending, present, oldest] =
-        reply as [
-          string[],
-          string[],
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-        ];
+      const [
+        timedOut,
+        requeued,
+        purged,
+        stale,
+        live,
+        retained,
+        more,
+        pending,
+        present,
+        oldest,
+        claimable,
+      ] = reply as [
+        string[],
+        string[],
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
       out.timedOut.push(...timedOut);
       out.requeued.push(...requeued);
       out.purged += purged;
@@ -426,6 +446,7 @@ export class RedisStore implements RequestStore {
       out.live = live;
       out.retained = retained;
       out.pending = pending;
+      out.claimable = claimable;
       out.connections = present;
       out.oldestPendingAt = oldest > 0 ? oldest : null;
       if (more !== 1 || performance.now() - started >= EXPIRE_BUDGET_MS) return out;
@@ -621,5 +642,6 @@ function newRecord(rt: RuntimeRef, it: CreateItem, now: number): RequestRecord {
     connection_id: null,
     node_id: null,
     retry_of: null,
+    ordering_key: it.ordering_key === '' ? null : it.ordering_key,
   };
 }

@@ -3,6 +3,7 @@ import { describe } from 'vitest';
 import { MemoryStore } from '../../stores/memory/store.js';
 import { type StoreHarness, storeContract } from './contract.js';
 import { storeConsistencyContract } from './contract-consistency.js';
+import { storeOrderingContract } from './contract-ordering.js';
 import { storeOutputContract } from './contract-output.js';
 import { storeQuotaContract } from './contract-quotas.js';
 
@@ -27,4 +28,5 @@ describe('MemoryStore', () => {
   storeConsistencyContract(harness);
   storeOutputContract(harness);
   storeQuotaContract(harness);
+  storeOrderingContract(harness);
 });

@@ -15,6 +15,9 @@ local REC = ARGV[1]
 -- The output stream of id X is OUT..X: REC with 'req:' replaced by 'out:' (keys.ts
 -- `output(id)` builds the same name).
 local OUT = string.sub(REC, 1, -5) .. 'out:'
+-- The line of ordering key K is LINE..K (keys.ts `line(key)`): ZSET of the key's live
+-- ids, score = position in the line (creation order); its first member is the head.
+local LINE = string.sub(REC, 1, -5) .. 'line:'
 local NOW = tonumber(ARGV[2])
 if not NOW then
   local t = redis.call('TIME')
