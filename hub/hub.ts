@@ -26,6 +26,7 @@ import { PresenceLoop } from './presence-loop.js';
 import { type Relay, withTimeout } from './relay.js';
 import { RequestFollow } from './request-follow.js';
 import type { HubSettings } from './settings.js';
+import { StatsRecorder } from './stats.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
 import { waitForTerminal } from './waiters.js';
@@ -56,6 +57,8 @@ export class Hub implements SocketHost {
   /** Store reachability; while lost, daemons are sent elsewhere (not the shutdown drain). */
   readonly storeHealth: StoreHealth;
   readonly presence: PresenceLoop;
+  /** This node's share of the workspace statistics (GET /v1/stats). */
+  readonly stats: StatsRecorder;
   #draining = false;
   readonly #heartbeatDeps: HeartbeatDeps;
   /** Long-polls under way; aborted on shutdown so they answer at once. */
@@ -73,13 +76,22 @@ export class Hub implements SocketHost {
       onBack: () => {},
       logger: this.logger,
     });
-    this.store = new InstrumentedStore(opts.store, {
-      transition: (status, n) => this.metrics.transitions.inc({ status }, n),
-      unavailable: () => {
-        this.metrics.storeErrors.inc();
-        this.storeHealth.failed();
-      },
+    this.stats = new StatsRecorder({
+      store: opts.store,
+      logger: this.logger,
+      clock: opts.store.settings.clock,
     });
+    this.store = new InstrumentedStore(
+      opts.store,
+      {
+        transition: (status, n) => this.metrics.transitions.inc({ status }, n),
+        unavailable: () => {
+          this.metrics.storeErrors.inc();
+          this.storeHealth.failed();
+        },
+      },
+      this.stats,
+    );
     const deps = {
       store: this.store,
       relay: this.relay,
@@ -125,6 +137,7 @@ export class Hub implements SocketHost {
 
   start(): void {
     this.storeHealth.start();
+    this.stats.start();
     this.sweeper.start();
     this.presence.start();
   }
@@ -307,5 +320,6 @@ export class Hub implements SocketHost {
     await this.sweeper.stop();
     this.presence.stop();
     this.#waits.abort();
+    await this.stats.stop();
   }
 }

@@ -16,6 +16,7 @@ import { type Bus, MemoryBus } from '../bus.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
 import { StoreError } from '../errors.js';
 import { bodyFingerprint } from '../ids.js';
+import type { StatsBucket, StatsWrite } from '../stats.js';
 import {
   type ClaimOptions,
   type CreateOptions,
@@ -42,6 +43,7 @@ import {
   type Txn,
   templateFromBody,
 } from './state.js';
+import { MemoryStats } from './stats.js';
 import { RuntimeTable } from './table.js';
 import * as step from './transitions.js';
 
@@ -55,6 +57,7 @@ export class MemoryStore implements RequestStore {
   readonly settings: Readonly<StoreSettings>;
   readonly bus: Bus;
   readonly #table: RuntimeTable;
+  readonly #stats: MemoryStats;
 
   constructor(options: MemoryStoreOptions = {}) {
     const { bus, ...overrides } = options;
@@ -63,6 +66,7 @@ export class MemoryStore implements RequestStore {
     this.settings = Object.freeze({ ...DEFAULT_STORE_SETTINGS, ...given });
     this.bus = bus ?? new MemoryBus();
     this.#table = new RuntimeTable(this.settings.prefix);
+    this.#stats = new MemoryStats(this.settings.prefix);
   }
 
   async create(
@@ -297,6 +301,14 @@ export class MemoryStore implements RequestStore {
 
   async lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean> {
     return this.#table.lock(bucket, nodeId, ttlMs, this.#now());
+  }
+
+  async recordStats(writes: StatsWrite[]): Promise<void> {
+    this.#stats.record(writes, this.#now());
+  }
+
+  async readStats(workspace: string, minutes: number[]): Promise<StatsBucket[]> {
+    return this.#stats.read(workspace, minutes, this.#now());
   }
 
   async ping(): Promise<void> {}

@@ -4,6 +4,7 @@ import { MemoryStore } from '../../stores/memory/store.js';
 import { type StoreHarness, storeContract } from './contract.js';
 import { storeConsistencyContract } from './contract-consistency.js';
 import { storeOutputContract } from './contract-output.js';
+import { storeStatsContract } from './contract-stats.js';
 
 const harness: StoreHarness = {
   async open(settings) {
@@ -25,4 +26,5 @@ describe('MemoryStore', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeStatsContract(harness);
 });

@@ -1,7 +1,7 @@
 /** The store contract against RedisStore, on a private redis-server and on Redis Cluster. */
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { runtimeKeys } from '../../stores/keys.js';
+import { runtimeKeys, workspaceStatsKey } from '../../stores/keys.js';
 import { openRedis, type RedisTarget } from '../../stores/redis/connection.js';
 import { RedisStore } from '../../stores/redis/store.js';
 import type { RequestStore } from '../../stores/store.js';
@@ -9,10 +9,11 @@ import { RedisCluster, RedisServer, uniquePrefix } from '../helpers/redis.js';
 import { storeContract } from './contract.js';
 import { type ConsistencyHarness, storeConsistencyContract } from './contract-consistency.js';
 import { type OutputHarness, storeOutputContract } from './contract-output.js';
+import { type StatsHarness, storeStatsContract } from './contract-stats.js';
 
 function redisHarness(
   target: () => RedisTarget,
-): ConsistencyHarness & OutputHarness & { closeAll(): Promise<void> } {
+): ConsistencyHarness & OutputHarness & StatsHarness & { closeAll(): Promise<void> } {
   const opened: RequestStore[] = [];
   const track = <T extends RequestStore>(s: T) => {
     opened.push(s);
@@ -57,6 +58,10 @@ function redisHarness(
     async outputKeyTtl(store, rt, id) {
       return (store as RedisStore).redis.pttl(runtimeKeys(store.settings.prefix, rt).output(id));
     },
+    async statsKeyTtl(store, workspace, minute) {
+      const key = workspaceStatsKey(store.settings.prefix, workspace, minute);
+      return (store as RedisStore).redis.pttl(key);
+    },
     async closeAll() {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     },
@@ -76,6 +81,7 @@ describe('RedisStore on a redis-server', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeStatsContract(harness);
 });
 
 describe('RedisStore on a Redis Cluster', () => {
@@ -91,4 +97,5 @@ describe('RedisStore on a Redis Cluster', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeStatsContract(harness);
 });
