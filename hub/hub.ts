@@ -9,7 +9,12 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from '../protocol/index.js';
+import {
+  CLOSE,
+  type HeartbeatBody,
+  type HeartbeatResponse,
+  type WorkspaceStats,
+} from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
 import { newRequestId } from '../stores/ids.js';
@@ -233,6 +238,11 @@ export class Hub implements SocketHost {
 
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord> {
     return this.store.renew(rt, id, epoch);
+  }
+
+  /** GET /v1/stats: the workspace's last 15 minutes, merged from every node's flushes. */
+  workspaceStats(workspace: string): Promise<WorkspaceStats> {
+    return this.stats.read(workspace);
   }
 
   /** The HTTP heartbeat: liveness, leases, then claims (heartbeat.ts). */

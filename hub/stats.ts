@@ -12,6 +12,7 @@
  * one MULTI per active workspace per FLUSH_MS.
  */
 import type { Logger } from 'pino';
+import type { WorkspaceStats } from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import {
   LATENCY_BUCKETS,
@@ -38,29 +39,6 @@ export interface StatsSink {
   finished(record: RequestRecord): void;
   timedOut(workspace: string, n: number): void;
   pending(rt: RuntimeRef, n: number): void;
-}
-
-/** One minute of GET /v1/stats. */
-export interface StatsMinute {
-  /** Start of the minute (ISO 8601). */
-  t: string;
-  created: number;
-  completed: number;
-  failed: number;
-  timeout: number;
-  cancelled: number;
-  /** Create to completed/failed, from the merged histogram; null with none that minute. */
-  p50_ms: number | null;
-  p99_ms: number | null;
-}
-
-export interface WorkspaceStats {
-  /** The reading node's clock (ISO 8601): the last minute is under way until then. */
-  now: string;
-  /** WINDOW_MINUTES minutes, oldest first, the last the current one. */
-  minutes: StatsMinute[];
-  /** Up to TOP_RUNTIMES runtimes: the pending count sampled each minute (null: none). */
-  pending: Record<string, (number | null)[]>;
 }
 
 export interface StatsRecorderOptions {
