@@ -41,12 +41,17 @@ function line(label, stroke, extra = {}) {
   return { label, stroke, width: 2, points: { show: true, size: 4 }, ...extra };
 }
 
-function baseOptions(width, title, yLabel, series) {
+/** The y axis from 0 to at least `floor` (a quiet minute is a flat line at the bottom). */
+function fromZero(floor) {
+  return (_u, _min, max) => [0, Math.max(floor, Math.ceil((max ?? 0) * 1.1))];
+}
+
+function baseOptions(width, title, yLabel, series, yFloor) {
   return {
     title,
     width,
     height: HEIGHT,
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, y: { range: fromZero(yFloor) } },
     axes: [{}, { label: yLabel, size: 56 }],
     series: [{}, ...series],
     legend: { live: false },
@@ -55,7 +60,7 @@ function baseOptions(width, title, yLabel, series) {
 }
 
 /** One chart in `host`: `spec(stats)` gives {key, series, data, attrs}. */
-function chart(host, title, yLabel, spec) {
+function chart(host, title, yLabel, yFloor, spec) {
   let plot = null;
   let key = '';
   const node = document.createElement('div');
@@ -70,7 +75,7 @@ function chart(host, title, yLabel, spec) {
       const width = Math.max(240, Math.floor(node.clientWidth || host.clientWidth / 3));
       if (!plot || key !== s.key) {
         plot?.destroy();
-        plot = new uPlot(baseOptions(width, title, yLabel, s.series), data, node);
+        plot = new uPlot(baseOptions(width, title, yLabel, s.series, yFloor), data, node);
         key = s.key;
       } else {
         plot.setData(data);
@@ -90,7 +95,7 @@ const sum = (values) => values.reduce((a, b) => a + (b ?? 0), 0);
  * The three charts in `host`. `update(stats)` with a GET /v1/stats answer draws them.
  */
 export function statsCharts(host) {
-  const throughput = chart(host, 'Requests per second', 'per s', (stats) => ({
+  const throughput = chart(host, 'Requests per second', 'per s', 1, (stats) => ({
     key: 'throughput',
     series: [
       line('created/s', PALETTE[0]),
@@ -104,14 +109,14 @@ export function statsCharts(host) {
     },
   }));
   throughput.node.dataset.testid = 'chart-throughput';
-  const latency = chart(host, 'Create to done', 'ms', (stats) => ({
+  const latency = chart(host, 'Create to done (p50, p99)', 'ms', 10, (stats) => ({
     key: 'latency',
     series: [line('p50', PALETTE[0]), line('p99', PALETTE[3])],
     data: [stats.minutes.map((m) => m.p50_ms), stats.minutes.map((m) => m.p99_ms)],
     attrs: { measured: stats.minutes.filter((m) => m.p50_ms !== null).length },
   }));
   latency.node.dataset.testid = 'chart-latency';
-  const pending = chart(host, 'Pending per runtime', 'pending', (stats) => {
+  const pending = chart(host, 'Pending per runtime', 'pending', 5, (stats) => {
     const names = Object.keys(stats.pending).sort();
     return {
       key: `pending:${names.join('\n')}`,
