@@ -172,8 +172,11 @@ export function createExplorer(root, deps) {
         el('button', {
           type: 'button',
           class: 'link id',
-          textContent: r.id,
-          title: 'show this request',
+          // The tail tells ids apart in a list (their head is the creation time); the
+          // detail shows the whole id.
+          textContent: `…${r.id.slice(-10)}`,
+          title: r.id,
+          'aria-label': `show request ${r.id}`,
           'data-testid': 'open-request',
           onclick: () => void showDetail(r.runtime_id, r.id),
         }),
