@@ -21,6 +21,12 @@ const RETRYABLE = new Set(['failed', 'timeout', 'cancelled']);
 const LIVE = new Set(['pending', 'running']);
 const TIMES = ['created_at', 'claimed_at', 'finished_at', 'pending_deadline', 'lease_expires_at'];
 
+/** How far along a request is: every claim and requeue raises the epoch; terminal is final. */
+function progress(r) {
+  if (!LIVE.has(r.status)) return Number.POSITIVE_INFINITY;
+  return r.epoch * 2 + (r.status === 'running' ? 1 : 0);
+}
+
 /**
  * deps: { api(path, init?) -> Promise<json>, el, pretty, time, runtimes() -> string[],
  *         output(runtime, id) -> Node (the request's output view, live), onRetried(request) }
@@ -432,13 +438,10 @@ export function createExplorer(root, deps) {
     },
     /** A request changed (socket event): the detail shown follows it. */
     onRequest(r) {
-      // A terminal state is final: a frame older than what was read changes nothing.
-      const known = ex.detail?.id === r.id ? ex.detail : null;
-      if (known && r.status !== known.status && !RETRYABLE.has(known.status)) {
-        if (known.status !== 'completed') renderDetail(r);
-      }
+      // Frames and reads race: a state never replaces a later one (as in app.js).
+      if (ex.detail?.id === r.id && progress(r) > progress(ex.detail)) renderDetail(r);
       const i = ex.rows.findIndex((x) => x.id === r.id);
-      if (i >= 0 && ex.rows[i].status !== r.status) {
+      if (i >= 0 && progress(r) > progress(ex.rows[i])) {
         ex.rows[i] = r;
         renderList();
       } else if (i < 0 && ex.page === 1 && ex.selected.size === 0 && !ex.reloadTimer) {
