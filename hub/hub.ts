@@ -9,7 +9,12 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from '../protocol/index.js';
+import {
+  CLOSE,
+  type HeartbeatBody,
+  type HeartbeatResponse,
+  type WorkspaceStats,
+} from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
 import { newRequestId } from '../stores/ids.js';
@@ -26,6 +31,7 @@ import { PresenceLoop } from './presence-loop.js';
 import { type Relay, withTimeout } from './relay.js';
 import { RequestFollow } from './request-follow.js';
 import type { HubSettings } from './settings.js';
+import { StatsRecorder } from './stats.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
 import { waitForTerminal } from './waiters.js';
@@ -56,6 +62,8 @@ export class Hub implements SocketHost {
   /** Store reachability; while lost, daemons are sent elsewhere (not the shutdown drain). */
   readonly storeHealth: StoreHealth;
   readonly presence: PresenceLoop;
+  /** This node's share of the workspace statistics (GET /v1/stats). */
+  readonly stats: StatsRecorder;
   #draining = false;
   readonly #heartbeatDeps: HeartbeatDeps;
   /** Long-polls under way; aborted on shutdown so they answer at once. */
@@ -73,13 +81,22 @@ export class Hub implements SocketHost {
       onBack: () => {},
       logger: this.logger,
     });
-    this.store = new InstrumentedStore(opts.store, {
-      transition: (status, n) => this.metrics.transitions.inc({ status }, n),
-      unavailable: () => {
-        this.metrics.storeErrors.inc();
-        this.storeHealth.failed();
-      },
+    this.stats = new StatsRecorder({
+      store: opts.store,
+      logger: this.logger,
+      clock: opts.store.settings.clock,
     });
+    this.store = new InstrumentedStore(
+      opts.store,
+      {
+        transition: (status, n) => this.metrics.transitions.inc({ status }, n),
+        unavailable: () => {
+          this.metrics.storeErrors.inc();
+          this.storeHealth.failed();
+        },
+      },
+      this.stats,
+    );
     const deps = {
       store: this.store,
       relay: this.relay,
@@ -125,6 +142,7 @@ export class Hub implements SocketHost {
 
   start(): void {
     this.storeHealth.start();
+    this.stats.start();
     this.sweeper.start();
     this.presence.start();
   }
@@ -222,6 +240,11 @@ export class Hub implements SocketHost {
     return this.store.renew(rt, id, epoch);
   }
 
+  /** GET /v1/stats: the workspace's last 15 minutes, merged from every node's flushes. */
+  workspaceStats(workspace: string): Promise<WorkspaceStats> {
+    return this.stats.read(workspace);
+  }
+
   /** The HTTP heartbeat: liveness, leases, then claims (heartbeat.ts). */
   heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse> {
     return httpHeartbeat(this.#heartbeatDeps, rt, daemonSub, body);
@@ -307,5 +330,6 @@ export class Hub implements SocketHost {
     await this.sweeper.stop();
     this.presence.stop();
     this.#waits.abort();
+    await this.stats.stop();
   }
 }

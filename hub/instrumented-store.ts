@@ -5,12 +5,17 @@
  * call that fails with store_unavailable is counted once and asks the health check for
  * an early ping. Nobody else counts either, so nobody can forget to or do it twice.
  *
+ * The same goes for the workspace statistics (./stats.ts): creates, terminal transitions
+ * with their records, timeouts and the pending count every sweep of a runtime returns
+ * go to the stats sink from here.
+ *
  * Readiness and health pings go to the inner store: a failed probe is what they report,
  * not a failed call.
  */
 import type { CreateRequestBody } from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
+import type { StatsBucket, StatsWrite } from '../stores/stats.js';
 import type {
   ClaimOptions,
   CreateOptions,
@@ -23,6 +28,7 @@ import type {
   ReportResult,
   RequestStore,
 } from '../stores/store.js';
+import type { StatsSink } from './stats.js';
 
 export interface StoreCounters {
   /** `n` requests moved into `status`. */
@@ -38,6 +44,7 @@ export class InstrumentedStore implements RequestStore {
   constructor(
     readonly inner: RequestStore,
     private readonly counters: StoreCounters,
+    private readonly stats?: StatsSink,
   ) {
     this.kind = inner.kind;
     this.settings = inner.settings;
@@ -53,20 +60,26 @@ export class InstrumentedStore implements RequestStore {
     }
   }
 
-  #moved<T extends RequestRecord>(record: T): T {
+  /** `record` moved into its status; `created`: it is a new request (create, retry). */
+  #moved<T extends RequestRecord>(record: T, created = false): T {
     this.counters.transition(record.status, 1);
+    if (created) this.stats?.created(record.workspace, 1);
+    else if (record.finished_at !== null) this.stats?.finished(record);
     return record;
   }
 
   async create(rt: RuntimeRef, body: CreateRequestBody, opts: CreateOptions) {
     const out: CreateResult = await this.#call(this.inner.create(rt, body, opts));
-    if (out.created) this.#moved(out.request);
+    if (out.created) this.#moved(out.request, true);
     return out;
   }
 
   async createBatch(rt: RuntimeRef, bodies: CreateRequestBody[], opts: { createdBy: string }) {
     const records = await this.#call(this.inner.createBatch(rt, bodies, opts));
-    if (records.length) this.counters.transition('pending', records.length);
+    if (records.length) {
+      this.counters.transition('pending', records.length);
+      this.stats?.created(rt.workspace, records.length);
+    }
     return records;
   }
 
@@ -122,13 +135,17 @@ export class InstrumentedStore implements RequestStore {
   }
 
   async retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord> {
-    return this.#moved(await this.#call(this.inner.retry(rt, id, opts)));
+    return this.#moved(await this.#call(this.inner.retry(rt, id, opts)), true);
   }
 
   async expire(rt: RuntimeRef): Promise<ExpireResult> {
     const out = await this.#call(this.inner.expire(rt));
-    if (out.timedOut.length) this.counters.transition('timeout', out.timedOut.length);
+    if (out.timedOut.length) {
+      this.counters.transition('timeout', out.timedOut.length);
+      this.stats?.timedOut(rt.workspace, out.timedOut.length);
+    }
     if (out.requeued.length) this.counters.transition('pending', out.requeued.length);
+    this.stats?.pending(rt, out.pending);
     return out;
   }
 
@@ -170,6 +187,14 @@ export class InstrumentedStore implements RequestStore {
 
   lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean> {
     return this.#call(this.inner.lockBucket(bucket, nodeId, ttlMs));
+  }
+
+  recordStats(writes: StatsWrite[]): Promise<void> {
+    return this.#call(this.inner.recordStats(writes));
+  }
+
+  readStats(workspace: string, minutes: number[]): Promise<StatsBucket[]> {
+    return this.#call(this.inner.readStats(workspace, minutes));
   }
 
   ping(): Promise<void> {

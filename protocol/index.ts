@@ -9,4 +9,5 @@ export * from './backoff.js';
 export * from './codes.js';
 export * from './frames.js';
 export { isJsonValue, MAX_JSON_DEPTH } from './json.js';
+export * from './stats.js';
 export { isTerminal, RETRYABLE, STATUSES, TERMINAL } from './status.js';

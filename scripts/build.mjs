@@ -6,8 +6,9 @@
  *      and source maps for src/, hub/, stores/ and protocol/ (dist/src, dist/hub, ...).
  *   2. The files code finds next to itself through `new URL(..., import.meta.url)`: the
  *      Lua scripts (stores/redis/lua/**) and the dashboard's files (src/ui/*.html|css|js).
- *   3. The browser client bundle (dist/src/ui/browser.bundle.js and its .map), built by
- *      the compiled src/ui/bundle.js, the same function a node run from sources uses.
+ *   3. The browser client bundle (dist/src/ui/browser.bundle.js and its .map) and the
+ *      dashboard's charts with uPlot (dist/src/ui/charts.bundle.js and .css), built by
+ *      the compiled src/ui/bundle.js, the same functions a node run from sources uses.
  *
  * Plain JavaScript, so it runs before anything is compiled. Runs from any directory.
  */
@@ -49,16 +50,19 @@ function copyTree(from, keep) {
   return count;
 }
 const lua = copyTree('stores/redis/lua', (name) => name.endsWith('.lua'));
-const ui = copyTree('src/ui', (name) => /\.(html|css|js)$/.test(name));
+// charts.js is only a bundle entry: the bundle (below) is what is served.
+const ui = copyTree('src/ui', (name) => /\.(html|css|js)$/.test(name) && name !== 'charts.js');
 
-const { BUNDLE_FILE, bundleBrowserClient } = await import(
-  pathToFileURL(join(dist, 'src/ui/bundle.js')).href
-);
+const { BUNDLE_FILE, bundleBrowserClient, CHARTS_FILE, CHARTS_CSS_FILE, bundleCharts } =
+  await import(pathToFileURL(join(dist, 'src/ui/bundle.js')).href);
 const bundle = await bundleBrowserClient(rootUrl);
 writeFileSync(join(dist, 'src/ui', BUNDLE_FILE), bundle.code);
 writeFileSync(join(dist, 'src/ui', `${BUNDLE_FILE}.map`), bundle.map);
+const charts = await bundleCharts(rootUrl);
+writeFileSync(join(dist, 'src/ui', CHARTS_FILE), charts.code);
+writeFileSync(join(dist, 'src/ui', CHARTS_CSS_FILE), charts.css);
 
 process.stdout.write(
   `build: dist/ in ${Date.now() - started} ms (${lua} Lua scripts, ${ui} dashboard files, ` +
-    `browser bundle ${bundle.code.length} bytes)\n`,
+    `browser bundle ${bundle.code.length} bytes, charts ${charts.code.length} bytes)\n`,
 );

@@ -78,6 +78,14 @@ export function workspacePresenceChannel(prefix: string, workspace: string): str
   return `${prefix}:ws:{${workspace}}:presence`;
 }
 
+/**
+ * The stats bucket of a workspace's minute (stores/stats.ts). Hashed by the workspace:
+ * its 15 minutes are read in one round trip from one Redis Cluster slot.
+ */
+export function workspaceStatsKey(prefix: string, workspace: string, minute: number): string {
+  return `${prefix}:ws:{${workspace}}:stats:${minute}`;
+}
+
 export function sweepBucketKey(prefix: string, bucket: number): string {
   return `${prefix}:sweep:${bucket}`;
 }

@@ -25,6 +25,7 @@
 import type { CreateRequestBody, ErrorInfo, RuntimeInfo, Status } from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
 import type { CreateRate } from './rate.js';
+import type { StatsBucket, StatsWrite } from './stats.js';
 
 export interface StoreSettings {
   /** Key and channel prefix (HUB_PREFIX). */
@@ -262,6 +263,15 @@ export interface RequestStore {
   forgetIfIdle(rt: RuntimeRef): Promise<boolean>;
   /** Take sweep bucket `bucket` for `ttlMs` if no node holds it. */
   lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean>;
+
+  /**
+   * Add one node's stats to workspace-minute buckets (stores/stats.ts): counts are added
+   * to what other nodes wrote, gauges replace it; each bucket written lives
+   * STATS_TTL_MS from this write. Rejects store_unavailable.
+   */
+  recordStats(writes: StatsWrite[]): Promise<void>;
+  /** The workspace's buckets of these minutes, in their order ({} for one never written). */
+  readStats(workspace: string, minutes: number[]): Promise<StatsBucket[]>;
 
   /** Probe the store (readiness). Rejects store_unavailable. */
   ping(): Promise<void>;

@@ -68,6 +68,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // `/x/*` also matches `/x` itself in hono.
   app.use('/v1/runtimes/*', requireRole(auth, 'client'));
   app.use('/v1/daemon/*', requireRole(auth, 'daemon'));
+  app.use('/v1/stats', requireRole(auth, 'client'));
+  app.get('/v1/stats', async (c) => c.json(await hub.workspaceStats(c.get('principal').workspace)));
   app.route('/v1/runtimes', clientRoutes(hub));
   app.route('/v1/daemon', daemonRoutes(hub));
   app.route('/', opsRoutes(deps));

@@ -4,7 +4,7 @@
  */
 
 import type { RequestFollow } from '../../hub/request-follow.js';
-import type { HeartbeatBody, HeartbeatResponse } from '../../protocol/index.js';
+import type { HeartbeatBody, HeartbeatResponse, WorkspaceStats } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
 
@@ -20,4 +20,6 @@ export interface HubApi {
   heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse>;
   report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
+  /** The workspace's per-minute figures for the last 15 minutes, from every node (GET /v1/stats). */
+  workspaceStats(workspace: string): Promise<WorkspaceStats>;
 }

@@ -185,6 +185,13 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         errors: ['400', '404', '409', '429'],
       }),
     },
+    '/v1/stats': {
+      get: operation({
+        summary: 'The workspace’s per-minute figures for the last 15 minutes, from every node',
+        security: client,
+        ok: { '200': ['15 minutes, oldest first', 'WorkspaceStats'] },
+      }),
+    },
     '/v1/daemon/heartbeat': {
       post: operation({
         summary: 'Poll: renew leases and claim work',

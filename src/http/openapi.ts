@@ -14,6 +14,7 @@ import {
   OutputPage,
   Request,
   RuntimeInfo,
+  WorkspaceStats,
 } from '../../protocol/index.js';
 import { openApiPaths, REF } from './openapi-paths.js';
 import {
@@ -50,6 +51,7 @@ const OUTPUTS: Record<string, z.ZodType> = {
   OutputPage,
   RuntimeInfo: RuntimeInfo,
   RuntimeList: z.object({ runtimes: z.array(RuntimeInfo) }),
+  WorkspaceStats,
   Error: ErrorBodySchema,
 };
 

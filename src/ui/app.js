@@ -12,13 +12,21 @@
  * finished request, or live while it runs). One line per chunk: a string as it is,
  * anything else as JSON. Chunks are appended to persistent nodes, never re-rendered.
  *
+ * Above them, the workspace's last 15 minutes drawn from GET /v1/stats (./charts.js,
+ * uPlot), re-read every STATS_EVERY_MS while the tab is visible; below, the request
+ * explorer (./explorer.js): the list with filters, a request's detail, and the failed
+ * and timed-out requests with bulk retry. Both use plain HTTP with the token.
+ *
  * No framework: state in a few maps, rendering with textContent only (no HTML from data).
  */
 import { createClient } from '/client/browser.js';
+import { statsCharts } from '/ui/charts.js';
+import { createExplorer } from '/ui/explorer.js';
 
 const TOKEN_KEY = 'switchboard.token';
 const FEED_LIMIT = 200;
 const COUNTS_DEBOUNCE_MS = 250;
+const STATS_EVERY_MS = 5_000;
 
 const TERMINAL = new Set(['completed', 'failed', 'timeout', 'cancelled']);
 
@@ -26,6 +34,9 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   client: null,
+  /** the token in use, for the HTTP reads the browser client has no call for */
+  token: '',
+  statsTimer: null,
   /** runtime name -> runtime_info (or a stub until one arrives) */
   runtimes: new Map(),
   /** runtime name -> the `tick` at which the info shown was read (newer reads win) */
@@ -96,6 +107,7 @@ function workspaceOf(token) {
 async function connect(token) {
   disconnect();
   state.client = createClient({ url: location.origin, token });
+  state.token = token;
   $('token-panel').hidden = true;
   $('main').hidden = false;
   const ws = workspaceOf(token);
@@ -105,6 +117,8 @@ async function connect(token) {
     await refreshRuntimes();
     if (state.client) {
       state.subscriptions.set('*', state.client.watchRuntimes(onWorkspaceEvent));
+      startStats();
+      quietly(explorer.load());
     }
   } catch (err) {
     if (err?.status === 401 || err?.status === 403) {
@@ -118,6 +132,9 @@ async function connect(token) {
 }
 
 function disconnect() {
+  clearInterval(state.statsTimer);
+  state.statsTimer = null;
+  state.token = '';
   for (const off of state.subscriptions.values()) off();
   state.subscriptions.clear();
   state.client?.close();
@@ -193,6 +210,52 @@ function quietly(promise) {
   promise.catch((err) => console.warn('switchboard dashboard:', err));
 }
 
+/**
+ * A JSON call to the hub with the token (the reads the browser client has no call for:
+ * the list, retry, stats). Rejects with an Error carrying the API's `code` and `status`.
+ */
+async function api(path, init = {}) {
+  const res = await fetch(path, {
+    ...init,
+    headers: { authorization: `Bearer ${state.token}`, ...(init.headers ?? {}) },
+  });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) {
+    const err = new Error(body?.error?.message ?? `HTTP ${res.status}`);
+    err.code = body?.error?.code ?? 'http_error';
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------- stats
+
+let charts = null;
+
+function startStats() {
+  clearInterval(state.statsTimer);
+  state.statsTimer = setInterval(() => {
+    if (document.visibilityState === 'visible') quietly(readStats());
+  }, STATS_EVERY_MS);
+  quietly(readStats());
+}
+
+async function readStats() {
+  const client = state.client;
+  try {
+    const stats = await api('/v1/stats');
+    if (client !== state.client) return;
+    charts ??= statsCharts($('charts'));
+    charts.update(stats);
+    $('stats-error').textContent = '';
+    $('stats-updated').textContent = `updated ${time(stats.now)}`;
+    $('charts').dataset.now = stats.now;
+  } catch (err) {
+    if (client === state.client) $('stats-error').textContent = `stats: ${err.message}`;
+  }
+}
+
 /** Subscribes to a runtime (presence and every request of it), once. */
 function watch(runtime) {
   if (!state.client || state.subscriptions.has(runtime)) return;
@@ -226,6 +289,7 @@ function onEvent(runtime, event) {
       break;
     case 'request':
       remember(event.request, Date.now());
+      explorer.onRequest(event.request);
       recountSoon(runtime);
       if (event.request.id === state.sentId) showSent(event.request);
       break;
@@ -551,6 +615,7 @@ function renderRuntimes() {
   $('runtimes').replaceChildren(...list.map(runtimeCard));
   $('runtimes-empty').hidden = list.length > 0;
   $('runtime-names').replaceChildren(...list.map((r) => el('option', { value: r.id })));
+  explorer.setRuntimes(list.map((r) => r.id).sort());
   const input = $('send-runtime');
   if (!input.value && list[0]) input.value = list[0].id;
 }
@@ -716,6 +781,28 @@ function time(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString();
 }
+
+// ---------------------------------------------------------------- explorer
+
+/** The detail's output view: one, re-pointed at whichever request the detail shows. */
+const detailView = outputView('detail-output');
+
+const explorer = createExplorer($('explorer'), {
+  api,
+  el,
+  pretty,
+  time,
+  runtimes: () => [...state.runtimes.keys()].sort(),
+  output(runtime, id) {
+    attachOutput(detailView, followOutput(runtime, id));
+    return detailView.node;
+  },
+  onRetried(request) {
+    watch(request.runtime_id);
+    remember(request, Date.now());
+    scheduleRender();
+  },
+});
 
 // ---------------------------------------------------------------- wiring
 

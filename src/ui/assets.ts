@@ -10,17 +10,27 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { BUNDLE_FILE, bundleBrowserClient } from './bundle.js';
+import {
+  BUNDLE_FILE,
+  bundleBrowserClient,
+  bundleCharts,
+  CHARTS_CSS_FILE,
+  CHARTS_FILE,
+  type ChartsBundle,
+} from './bundle.js';
 
 const DASHBOARD_FILES = {
   'index.html': new URL('./index.html', import.meta.url),
   'app.js': new URL('./app.js', import.meta.url),
+  'explorer.js': new URL('./explorer.js', import.meta.url),
   'style.css': new URL('./style.css', import.meta.url),
 } as const;
 export type DashboardFile = keyof typeof DASHBOARD_FILES;
 
 const BUNDLE = new URL(`./${BUNDLE_FILE}`, import.meta.url);
 const BUNDLE_MAP = new URL(`./${BUNDLE_FILE}.map`, import.meta.url);
+const CHARTS = new URL(`./${CHARTS_FILE}`, import.meta.url);
+const CHARTS_CSS = new URL(`./${CHARTS_CSS_FILE}`, import.meta.url);
 /** The repository root, seen from src/ui/ (only used when running from sources). */
 const SOURCE_ROOT = new URL('../../', import.meta.url);
 const TOKEN_SLOT = '<!--switchboard-token-->';
@@ -84,6 +94,33 @@ export function browserClient(): Promise<BrowserClient> {
     const { code, map } = (await readBuiltBundle()) ?? (await bundleFromSources());
     const digest = createHash('sha256').update(code).digest('hex');
     return { code, map, hash: digest.slice(0, 16), etag: `"${digest}"` };
+  });
+}
+
+/**
+ * The dashboard's charts (uPlot inside) and their CSS: the bundle `npm run build` wrote,
+ * or, from sources, bundled once in memory.
+ */
+export function chartsBundle(): Promise<ChartsBundle> {
+  return once('charts', async () => {
+    try {
+      const [code, css] = await Promise.all([
+        readFile(CHARTS, 'utf8'),
+        readFile(CHARTS_CSS, 'utf8'),
+      ]);
+      return { code, css };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    try {
+      return await bundleCharts(SOURCE_ROOT);
+    } catch (err) {
+      throw new Error(
+        `no charts bundle at ${CHARTS.pathname}, and bundling it from sources failed ` +
+          `(npm run build writes it): ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
   });
 }
 

@@ -5,6 +5,8 @@
  *   GET /                   the dashboard page (never cached: it may hold the dev token,
  *                           and holds it only for a local Host, see `isLocalHost`)
  *   GET /ui/app.js          its script          GET /ui/style.css   its styles
+ *   GET /ui/charts.js       its charts (uPlot)  GET /ui/charts.css  uPlot's styles
+ *   GET /ui/explorer.js     its request list, detail and dead-letter view
  *   GET /client/browser.js  the browser client as an ES module, importable cross-origin;
  *                           revalidated each use (strong ETag, 304 on If-None-Match)
  *   GET /client/browser.<hash>.js(.map)  the same module (its source map) by content
@@ -20,6 +22,7 @@ import {
   type BrowserClient,
   browserClient,
   browserClientPath,
+  chartsBundle,
   dashboardFile,
   dashboardHtml,
   dashboardScript,
@@ -75,6 +78,11 @@ export function uiRoutes(opts: UiOptions = {}): Hono {
   routes.get('/ui/style.css', async (c) =>
     c.body(await dashboardFile('style.css'), 200, asset(CSS)),
   );
+  routes.get('/ui/explorer.js', async (c) =>
+    c.body(await dashboardFile('explorer.js'), 200, asset(JS)),
+  );
+  routes.get('/ui/charts.js', async (c) => c.body((await chartsBundle()).code, 200, asset(JS)));
+  routes.get('/ui/charts.css', async (c) => c.body((await chartsBundle()).css, 200, asset(CSS)));
   routes.get('/client/browser.js', async (c) => {
     const client = await browserClient();
     return c.body(client.code, 200, clientHeaders(client, 'no-cache'));

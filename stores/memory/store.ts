@@ -17,6 +17,7 @@ import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
 import { pendingLimitError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint } from '../ids.js';
 import { type Bucket, bucketTtlMs, takeTokens } from '../rate.js';
+import type { StatsBucket, StatsWrite } from '../stats.js';
 import {
   type ClaimOptions,
   type CreateOptions,
@@ -43,6 +44,7 @@ import {
   type Txn,
   templateFromBody,
 } from './state.js';
+import { MemoryStats } from './stats.js';
 import { RuntimeTable } from './table.js';
 import * as step from './transitions.js';
 
@@ -58,6 +60,7 @@ export class MemoryStore implements RequestStore {
   readonly #table: RuntimeTable;
   /** CREATE_RATE_PER_WORKSPACE buckets, by workspace (workspaces come from signed tokens). */
   readonly #rates = new Map<string, Bucket>();
+  readonly #stats: MemoryStats;
 
   constructor(options: MemoryStoreOptions = {}) {
     const { bus, ...overrides } = options;
@@ -66,6 +69,7 @@ export class MemoryStore implements RequestStore {
     this.settings = Object.freeze({ ...DEFAULT_STORE_SETTINGS, ...given });
     this.bus = bus ?? new MemoryBus();
     this.#table = new RuntimeTable(this.settings.prefix);
+    this.#stats = new MemoryStats(this.settings.prefix);
   }
 
   async create(
@@ -310,6 +314,14 @@ export class MemoryStore implements RequestStore {
 
   async lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean> {
     return this.#table.lock(bucket, nodeId, ttlMs, this.#now());
+  }
+
+  async recordStats(writes: StatsWrite[]): Promise<void> {
+    this.#stats.record(writes, this.#now());
+  }
+
+  async readStats(workspace: string, minutes: number[]): Promise<StatsBucket[]> {
+    return this.#stats.read(workspace, minutes, this.#now());
   }
 
   async ping(): Promise<void> {}

@@ -16,10 +16,12 @@ import {
   sweepLockKey,
   workspaceRateKey,
   workspaceRuntimesKey,
+  workspaceStatsKey,
 } from '../keys.js';
 import { runtimeInfo } from '../presence.js';
 import { bucketTtlMs } from '../rate.js';
 import { decodeRecord } from '../record-fields.js';
+import { STATS_TTL_MS, type StatsBucket, type StatsWrite } from '../stats.js';
 import {
   type ClaimOptions,
   type ConnectionPresence,
@@ -591,6 +593,59 @@ export class RedisStore implements RequestStore {
   async lockBucket(bucket: number, nodeId: string, ttlMs: number): Promise<boolean> {
     const key = sweepLockKey(this.settings.prefix, bucket);
     return (await this.#run('lock_bucket', { keys: [key], argv: [nodeId, ttlMs] })) === 1;
+  }
+
+  /**
+   * One MULTI per workspace (its buckets share a slot): HINCRBY each count, HSET the
+   * gauges, PEXPIRE. Workspaces go in parallel.
+   */
+  async recordStats(writes: StatsWrite[]): Promise<void> {
+    const byWorkspace = new Map<string, StatsWrite[]>();
+    for (const w of writes) {
+      const list = byWorkspace.get(w.workspace);
+      if (list) list.push(w);
+      else byWorkspace.set(w.workspace, [w]);
+    }
+    try {
+      await Promise.all(
+        [...byWorkspace.values()].map((list) => {
+          const tx = this.#redis.multi();
+          for (const w of list) {
+            const key = workspaceStatsKey(this.settings.prefix, w.workspace, w.minute);
+            for (const [field, n] of Object.entries(w.counts)) tx.hincrby(key, field, n);
+            if (Object.keys(w.gauges).length) tx.hset(key, w.gauges);
+            tx.pexpire(key, STATS_TTL_MS);
+          }
+          return tx.exec().then((replies) => {
+            const failed = replies?.find(([e]) => e !== null);
+            if (!replies || failed) throw failed?.[0] ?? new Error('stats transaction aborted');
+          });
+        }),
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async readStats(workspace: string, minutes: number[]): Promise<StatsBucket[]> {
+    if (minutes.length === 0) return [];
+    const pipe = this.#redis.pipeline();
+    for (const m of minutes) pipe.hgetall(workspaceStatsKey(this.settings.prefix, workspace, m));
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await pipe.exec();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    return minutes.map((_, i) => {
+      const [err, hash] = replies?.[i] ?? [new Error('no reply'), null];
+      if (err) throw unavailable(err);
+      const out: StatsBucket = {};
+      for (const [field, value] of Object.entries(hash as Record<string, string>)) {
+        out[field] = Number(value);
+      }
+      return out;
+    });
   }
 
   async ping(): Promise<void> {

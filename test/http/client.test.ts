@@ -314,3 +314,42 @@ describe('workspaces', () => {
     expect(hidden.body.error.code).toBe('not_found');
   });
 });
+
+describe('GET /v1/stats', () => {
+  it('answers the caller workspace’s 15 minutes: creates, results with latency, cancels, retries', async () => {
+    const a = await h.call('POST', RQ, { body: { kind: 'a' } });
+    await h.call('POST', `${RQ}/batch`, { body: { requests: [{ kind: 'b' }, { kind: 'c' }] } });
+    await h.call('POST', `${RQ}/${a.body.id}/cancel`);
+    await h.call('POST', `${RQ}/${a.body.id}/retry`);
+    const beat = await h.call('POST', '/v1/daemon/heartbeat', {
+      token: h.daemon,
+      body: { max: 1 },
+    });
+    const [claimed] = beat.body.requests;
+    await h.call('POST', `/v1/daemon/requests/${claimed.id}/result`, {
+      token: h.daemon,
+      body: { epoch: claimed.epoch, status: 'completed', result: 1 },
+    });
+    await h.call('POST', RQ, { token: h.otherClient, body: { kind: 'elsewhere' } });
+
+    const res = await h.call('GET', '/v1/stats');
+    expect(res.status).toBe(200);
+    expect(res.body.minutes).toHaveLength(15);
+    const minute = Date.parse(res.body.now) - (Date.parse(res.body.now) % 60_000);
+    // The requests above may straddle a minute: the figures add up across the window.
+    const sum = (f: string) => res.body.minutes.reduce((n: number, m: any) => n + m[f], 0);
+    expect(Date.parse(res.body.minutes.at(-1).t)).toBe(minute);
+    expect(sum('created')).toBe(4);
+    expect(sum('cancelled')).toBe(1);
+    expect(sum('completed')).toBe(1);
+    const done = res.body.minutes.find((m: any) => m.completed === 1);
+    expect(done.p50_ms).toBeGreaterThanOrEqual(0);
+    expect(done.p99_ms).toBe(done.p50_ms);
+    expect(res.body.pending).toEqual({});
+
+    const other = await h.call('GET', '/v1/stats', { token: h.otherClient });
+    expect(other.body.minutes.reduce((n: number, m: any) => n + m.created, 0)).toBe(1);
+    expect((await h.call('GET', '/v1/stats', { token: h.daemon })).status).toBe(403);
+    expect((await h.call('GET', '/v1/stats', { token: null })).status).toBe(401);
+  });
+});

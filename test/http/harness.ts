@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { InstrumentedStore } from '../../hub/instrumented-store.js';
 import { MemoryRelay } from '../../hub/relay.js';
 import { RequestFollow } from '../../hub/request-follow.js';
+import { StatsRecorder } from '../../hub/stats.js';
 import { Auth } from '../../src/auth.js';
 import { loadConfig } from '../../src/config.js';
 import { type AppDeps, createApp } from '../../src/http/app.js';
@@ -25,17 +26,28 @@ export class StubHub implements HubApi {
   storeErrors = 0;
   /** The MemoryStore behind the hub's own wrapper, so counting is the hub's. */
   readonly store: InstrumentedStore;
+  /** The hub's stats recorder over the same store (no timer: reads flush first). */
+  readonly stats: StatsRecorder;
   readonly #relay: MemoryRelay;
   constructor(memory: MemoryStore) {
     this.#relay = new MemoryRelay(memory.bus);
-    this.store = new InstrumentedStore(memory, {
-      transition: (status, n) => {
-        for (let i = 0; i < n; i++) this.noted.push(status);
+    this.stats = new StatsRecorder({ store: memory, logger: pino({ level: 'silent' }) });
+    this.store = new InstrumentedStore(
+      memory,
+      {
+        transition: (status, n) => {
+          for (let i = 0; i < n; i++) this.noted.push(status);
+        },
+        unavailable: () => {
+          this.storeErrors++;
+        },
       },
-      unavailable: () => {
-        this.storeErrors++;
-      },
-    });
+      this.stats,
+    );
+  }
+  async workspaceStats(workspace: string) {
+    await this.stats.flush();
+    return this.stats.read(workspace);
   }
   followRequest(rt: RuntimeRef, id: string, after: number) {
     return RequestFollow.open(this.store, this.#relay, rt, id, after, 1 << 20);

@@ -144,6 +144,11 @@ describe('npm pack', () => {
     expect(paths).toContain('dist/stores/redis/lua/claim.lua');
     expect(paths).toContain('dist/stores/redis/lua/includes/common.lua');
     expect(paths).toContain('dist/src/ui/index.html');
+    expect(paths).toContain('dist/src/ui/explorer.js');
+    expect(paths).toContain('dist/src/ui/charts.bundle.js');
+    expect(paths).toContain('dist/src/ui/charts.bundle.css');
+    // charts.js is the bundle's entry, importing uPlot by package name: not served, not shipped.
+    expect(paths).not.toContain('dist/src/ui/charts.js');
     expect(paths.filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts'))).toEqual([]);
     expect(paths.filter((p) => !p.startsWith('dist/')).sort()).toEqual([
       'CHANGELOG.md',
@@ -198,6 +203,11 @@ describe('the installed package, run by plain node', () => {
     const code = await served.text();
     expect(code).toBe(
       readFileSync(installed('switchboard', 'dist', 'src', 'ui', 'browser.bundle.js'), 'utf8'),
+    );
+    // The charts are served from the built bundle too (uPlot inside, no bundler at run time).
+    const charts = await (await fetch(`${url}/ui/charts.js`)).text();
+    expect(charts).toBe(
+      readFileSync(installed('switchboard', 'dist', 'src', 'ui', 'charts.bundle.js'), 'utf8'),
     );
     // A node run from sources bundles in memory with the same options: the same bytes.
     const fromSources = await (await uiRoutes().request('/client/browser.js')).text();

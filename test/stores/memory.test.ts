@@ -6,6 +6,7 @@ import { storeConsistencyContract } from './contract-consistency.js';
 import { storeOrderingContract } from './contract-ordering.js';
 import { storeOutputContract } from './contract-output.js';
 import { storeQuotaContract } from './contract-quotas.js';
+import { storeStatsContract } from './contract-stats.js';
 
 const harness: StoreHarness = {
   async open(settings) {
@@ -29,4 +30,5 @@ describe('MemoryStore', () => {
   storeOutputContract(harness);
   storeQuotaContract(harness);
   storeOrderingContract(harness);
+  storeStatsContract(harness);
 });

@@ -1,7 +1,7 @@
 /** The store contract against RedisStore, on a private redis-server and on Redis Cluster. */
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { runtimeKeys } from '../../stores/keys.js';
+import { runtimeKeys, workspaceStatsKey } from '../../stores/keys.js';
 import { openRedis, type RedisTarget } from '../../stores/redis/connection.js';
 import { RedisStore } from '../../stores/redis/store.js';
 import type { RequestStore } from '../../stores/store.js';
@@ -11,10 +11,14 @@ import { type ConsistencyHarness, storeConsistencyContract } from './contract-co
 import { type OrderingHarness, storeOrderingContract } from './contract-ordering.js';
 import { type OutputHarness, storeOutputContract } from './contract-output.js';
 import { storeQuotaContract } from './contract-quotas.js';
+import { type StatsHarness, storeStatsContract } from './contract-stats.js';
 
 function redisHarness(
   target: () => RedisTarget,
-): ConsistencyHarness & OutputHarness & OrderingHarness & { closeAll(): Promise<void> } {
+): ConsistencyHarness &
+  OutputHarness &
+  OrderingHarness &
+  StatsHarness & { closeAll(): Promise<void> } {
   const opened: RequestStore[] = [];
   const track = <T extends RequestStore>(s: T) => {
     opened.push(s);
@@ -63,6 +67,10 @@ function redisHarness(
       const redis = (store as RedisStore).redis;
       return (await redis.exists(runtimeKeys(store.settings.prefix, rt).line(key))) === 1;
     },
+    async statsKeyTtl(store, workspace, minute) {
+      const key = workspaceStatsKey(store.settings.prefix, workspace, minute);
+      return (store as RedisStore).redis.pttl(key);
+    },
     async closeAll() {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     },
@@ -84,6 +92,7 @@ describe('RedisStore on a redis-server', () => {
   storeOutputContract(harness);
   storeQuotaContract(harness);
   storeOrderingContract(harness);
+  storeStatsContract(harness);
 });
 
 describe('RedisStore on a Redis Cluster', () => {
@@ -101,4 +110,5 @@ describe('RedisStore on a Redis Cluster', () => {
   storeOutputContract(harness);
   storeQuotaContract(harness);
   storeOrderingContract(harness);
+  storeStatsContract(harness);
 });

@@ -41,6 +41,9 @@ describe('dashboard routes', () => {
     for (const [path, type] of [
       ['/ui/app.js', 'text/javascript; charset=utf-8'],
       ['/ui/style.css', 'text/css; charset=utf-8'],
+      ['/ui/explorer.js', 'text/javascript; charset=utf-8'],
+      ['/ui/charts.js', 'text/javascript; charset=utf-8'],
+      ['/ui/charts.css', 'text/css; charset=utf-8'],
       ['/client/browser.js', 'text/javascript; charset=utf-8'],
     ] as const) {
       const res = await routes.request(path);
@@ -52,6 +55,12 @@ describe('dashboard routes', () => {
       const again = await routes.request(path, { headers: { 'if-none-match': etag ?? '' } });
       expect(again.status, path).toBe(304);
     }
+    // The charts are one module with uPlot inside (no import left), and uPlot's styles.
+    const charts = await (await routes.request('/ui/charts.js')).text();
+    expect(charts).not.toMatch(/^\s*import\s/m);
+    expect(charts).toMatch(/export\s*\{[^}]*statsCharts/);
+    expect(charts).toContain('uplot');
+    expect(await (await routes.request('/ui/charts.css')).text()).toContain('.uplot');
     const client = await (await routes.request('/client/browser.js')).text();
     expect(client).not.toMatch(/^\s*import\s/m);
     expect(client).toMatch(/export\s*\{[^}]*createClient/);
