@@ -6,8 +6,9 @@
  * with `Last-Event-ID`. Both keep every chunk in the order it came, repeats and all, so
  * the end checks see exactly what a client would have reassembled.
  */
+
 import { WebSocket } from 'ws';
-import type { Chunk } from '../helpers/output.js';
+import { type Chunk, sseFields } from '../helpers/output.js';
 import type { ChaosCluster } from './harness.js';
 import { TERMINAL } from './waiters.js';
 
@@ -196,14 +197,7 @@ export async function followBySse(
 }
 
 function onEvent(f: Followed, block: string): void {
-  const fields: Record<string, string> = {};
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).replace(/^ /, '');
-    fields[name] = fields[name] === undefined ? value : `${fields[name]}\n${value}`;
-  }
+  const fields = sseFields(block);
   if (fields.event === 'output') {
     const body = JSON.parse(fields.data as string) as { epoch: number; data: unknown };
     f.got.push({ offset: Number(fields.id), epoch: body.epoch, data: body.data });

@@ -184,14 +184,7 @@ export async function readBySse(
         const block = buffer.slice(0, at);
         buffer = buffer.slice(at + 2);
         at = buffer.indexOf('\n\n');
-        const fields: Record<string, string> = {};
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const name = line.slice(0, colon);
-          const value = line.slice(colon + 1).replace(/^ /, '');
-          fields[name] = fields[name] === undefined ? value : `${fields[name]}\n${value}`;
-        }
+        const fields = sseFields(block);
         if (fields.event === 'output') {
           const body = JSON.parse(fields.data as string);
           chunks.push({ offset: Number(fields.id), epoch: body.epoch, data: body.data });
@@ -237,4 +230,17 @@ export async function readByPages(
     if (page.body.done) return got;
     if (page.body.chunks.length === 0) await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The fields of one server-sent event block (`event`, `id`, `data` joined by newlines). */
+export function sseFields(block: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).replace(/^ /, '');
+    fields[name] = fields[name] === undefined ? value : `${fields[name]}\n${value}`;
+  }
+  return fields;
 }
