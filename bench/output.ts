@@ -8,6 +8,7 @@
  *  2. unloaded latency: --unloaded chunks one at a time (window 1);
  *  3. Redis memory per stored chunk (used_memory before and after, over the chunks).
  * Usage: npm run bench:output [-- --n 20000 --rounds 3 --window 256 --unloaded 500]
+ *        [--profile DIR (each node's CPU profile, written there when the bench ends)]
  */
 import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     window: { type: 'string', default: '256' },
     unloaded: { type: 'string', default: '500' },
     dist: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -35,12 +37,17 @@ const now = () => performance.timeOrigin + performance.now();
 // biome-ignore lint/suspicious/noExplicitAny: frames are read loosely here
 type Frame = { type: string; [k: string]: any };
 
-function open(url: string, path: string, token: string, onFrame: (f: Frame) => void) {
+function open(
+  url: string,
+  path: string,
+  token: string,
+  onFrame: (f: Frame, ws: WebSocket) => void,
+) {
   return new Promise<WebSocket>((resolve, reject) => {
     const ws = new WebSocket(`${url.replace('http', 'ws')}${path}`, {
       headers: { authorization: `Bearer ${token}` },
     });
-    ws.on('message', (data) => onFrame(JSON.parse(data.toString()) as Frame));
+    ws.on('message', (data) => onFrame(JSON.parse(data.toString()) as Frame, ws));
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -78,8 +85,9 @@ async function streamOnce(
     push = resolve;
   });
   let onAck: (f: Frame) => void = () => {};
-  const daemon = await open(b.url, '/v1/daemon/ws', daemonToken, (f) => {
-    if (f.type === 'hello') daemon.send(JSON.stringify({ type: 'ready', capacity: 1 }));
+  // `hello` can come before open() resolves: answered through the handler's own socket.
+  const daemon = await open(b.url, '/v1/daemon/ws', daemonToken, (f, ws) => {
+    if (f.type === 'hello') ws.send(JSON.stringify({ type: 'ready', capacity: 1 }));
     else if (f.type === 'request') push(f);
     else if (f.type === 'output_ack' || f.type === 'nack') onAck(f);
   });
@@ -150,10 +158,14 @@ async function streamOnce(
 
 const redisServer = await RedisServer.start();
 const children: ChildProcess[] = [];
+// A throw in a socket handler ends the process past the `finally`: the nodes go with it.
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGTERM');
+});
 try {
   const nodes = await Promise.all(
     ['out-a', 'out-b', 'out-c'].map((id) =>
-      startBenchNode(redisServer.url, id, SECRET, { dist: values.dist }),
+      startBenchNode(redisServer.url, id, SECRET, { dist: values.dist, profile: values.profile }),
     ),
   );
   children.push(...nodes.map((n) => n.child));
