@@ -6,11 +6,15 @@
  *  1. throughput: --n chunks at full speed; chunks/s from the first send to the last
  *     receipt, and latency (the daemon's send to the client's receipt) p50/p99;
  *  2. unloaded latency: --unloaded chunks one at a time (window 1);
- *  3. Redis memory per stored chunk (used_memory before and after, over the chunks).
+ *  3. Redis memory per stored chunk (used_memory before and after, over the chunks);
+ *  4. CPU time per chunk over the throughput rounds, of each process (/proc, Linux): on a
+ *     loaded machine a steadier figure than chunks/s; and Redis's by command (INFO
+ *     commandstats, wall time inside each command).
  * Usage: npm run bench:output [-- --n 20000 --rounds 3 --window 256 --unloaded 500]
  *        [--profile DIR (each node's CPU profile, written there when the bench ends)]
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
@@ -55,6 +59,25 @@ function open(
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/** Redis INFO commandstats: calls and microseconds by command. */
+async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+  const stats = new Map<string, { calls: number; usec: number }>();
+  for (const m of (await redis.info('commandstats')).matchAll(
+    /cmdstat_([^:]+):calls=(\d+),usec=(\d+)/g,
+  )) {
+    stats.set(m[1] as string, { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return stats;
+}
+
+/** A process's CPU time (user + system) in microseconds, from /proc (Linux). */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -173,6 +196,10 @@ try {
   // Warm-up: JIT and connections.
   await streamOnce(nodes, redis, 2_000, Number(values.window));
   const runs: StreamRun[] = [];
+  const statsBefore = await commandStats(redis);
+  const redisPid = Number((await redis.info('server')).match(/process_id:(\d+)/)?.[1]);
+  const pids = [...nodes.map((n) => n.child.pid as number), redisPid, process.pid];
+  const cpuBefore = pids.map(cpuMicros);
   for (let r = 0; r < Number(values.rounds); r++) {
     const run = await streamOnce(nodes, redis, N, Number(values.window));
     runs.push(run);
@@ -180,6 +207,8 @@ try {
       `round ${r + 1}: ${run.chunksPerSec.toFixed(0)} chunks/s, latency p50 ${run.p50.toFixed(2)} ms p99 ${run.p99.toFixed(2)} ms, Redis ${run.bytesPerChunk.toFixed(0)} B/chunk`,
     );
   }
+  const statsAfter = await commandStats(redis);
+  const cpu = pids.map((pid, i) => (cpuMicros(pid) - (cpuBefore[i] as number)) / (N * runs.length));
   const unloaded = await streamOnce(nodes, redis, Number(values.unloaded), 1);
   console.log(
     `\n1 KB chunks, one stream, B -> C, window ${values.window}: median of ${runs.length} rounds of ${N}:`,
@@ -195,6 +224,28 @@ try {
   );
   console.log(
     `  Redis memory         ${median(runs.map((r) => r.bytesPerChunk)).toFixed(0)} bytes per stored 1 KB chunk`,
+  );
+  const chunks = N * runs.length;
+  const cost = [...statsAfter]
+    .map(([cmd, a]) => {
+      const b = statsBefore.get(cmd) ?? { calls: 0, usec: 0 };
+      return { cmd, calls: a.calls - b.calls, usec: a.usec - b.usec };
+    })
+    .filter((c) => c.calls > 0)
+    .sort((x, y) => y.usec - x.usec);
+  const usec = cost.reduce((sum, c) => sum + c.usec, 0);
+  console.log(
+    `  Redis CPU            ${(usec / chunks).toFixed(1)} us per chunk: ${cost
+      .slice(0, 5)
+      .map(
+        (c) =>
+          `${c.cmd} ${(c.usec / chunks).toFixed(1)} us (${(c.calls / chunks).toFixed(3)} calls)`,
+      )
+      .join(', ')}`,
+  );
+  const [cpuA, cpuB, cpuC, cpuRedis, cpuBench] = cpu.map((us) => us.toFixed(1));
+  console.log(
+    `  CPU per chunk        node A ${cpuA} us, B ${cpuB} us, C ${cpuC} us, redis-server ${cpuRedis} us, bench ${cpuBench} us`,
   );
   redis.disconnect();
 } finally {
