@@ -72,12 +72,12 @@ async function commandStats(redis: Redis): Promise<Map<string, { calls: number; 
   return stats;
 }
 
-/** A process's CPU time (user + system) in microseconds, from /proc (Linux). */
-function cpuMicros(pid: number): number {
+/** A process's CPU time [user, system] in microseconds, from /proc (Linux). */
+function cpuMicros(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second).
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return [Number(fields[11]) * 10_000, Number(fields[12]) * 10_000];
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -208,7 +208,12 @@ try {
     );
   }
   const statsAfter = await commandStats(redis);
-  const cpu = pids.map((pid, i) => (cpuMicros(pid) - (cpuBefore[i] as number)) / (N * runs.length));
+  const cpu = pids.map((pid, i) => {
+    const [user, sys] = cpuMicros(pid);
+    const [user0, sys0] = cpuBefore[i] as [number, number];
+    const per = (us: number) => (us / (N * runs.length)).toFixed(1);
+    return `${per(user + sys - user0 - sys0)} us (sys ${per(sys - sys0)})`;
+  });
   const unloaded = await streamOnce(nodes, redis, Number(values.unloaded), 1);
   console.log(
     `\n1 KB chunks, one stream, B -> C, window ${values.window}: median of ${runs.length} rounds of ${N}:`,
@@ -243,9 +248,9 @@ try {
       )
       .join(', ')}`,
   );
-  const [cpuA, cpuB, cpuC, cpuRedis, cpuBench] = cpu.map((us) => us.toFixed(1));
+  const [cpuA, cpuB, cpuC, cpuRedis, cpuBench] = cpu;
   console.log(
-    `  CPU per chunk        node A ${cpuA} us, B ${cpuB} us, C ${cpuC} us, redis-server ${cpuRedis} us, bench ${cpuBench} us`,
+    `  CPU per chunk        node A ${cpuA}, B ${cpuB}, C ${cpuC}, redis-server ${cpuRedis}, bench ${cpuBench}`,
   );
   redis.disconnect();
 } finally {
