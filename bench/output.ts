@@ -1,8 +1,9 @@
 /**
  * Output-stream benchmark (DESIGN.md section 6): three node processes and one
  * redis-server. A client creates a request on node A; a daemon on node B claims it and
- * streams 1 KB chunks (raw `output` frames, at most --window unacknowledged); a client
- * websocket on node C, subscribed with `output: true`, receives them.
+ * streams 1 KB chunks (raw `output` frames, at most --window unacknowledged, those sent
+ * together in one write as the daemon SDK sends them); a client websocket on node C,
+ * subscribed with `output: true`, receives them.
  *  1. throughput: --n chunks at full speed; chunks/s from the first send to the last
  *     receipt, and latency (the daemon's send to the client's receipt) p50/p99;
  *  2. unloaded latency: --unloaded chunks one at a time (window 1);
@@ -15,6 +16,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
@@ -149,13 +151,17 @@ async function streamOnce(
   let sent = 0;
   let acked = 0;
   const firstAt = now();
+  // The frames of one fill leave in one write, as the daemon SDK sends them (output.ts).
+  const tcp = (daemon as unknown as { _socket: Socket })._socket;
   const fill = () => {
+    tcp.cork();
     while (sent < count && sent - acked < window) {
       sent += 1;
       daemon.send(
         JSON.stringify({ type: 'output', id, epoch, seq: sent, data: { t: now(), s: FILLER } }),
       );
     }
+    tcp.uncork();
   };
   onAck = (f) => {
     if (f.type === 'nack') {
