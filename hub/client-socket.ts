@@ -19,6 +19,7 @@
  * counts against the limits until its snapshot is sent or its reads end, even when it
  * was unsubscribed meanwhile, so subscribe/unsubscribe in a loop cannot pile up reads.
  */
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import {
   CLOSE,
@@ -87,6 +88,8 @@ interface ClientState {
   pingedAt: number;
   unansweredSince: number;
   pinger: NodeJS.Timeout;
+  /** The TCP socket is corked until the next tick (output frames, see corkForTick). */
+  corked: boolean;
 }
 
 const STATE = Symbol('clientState');
@@ -107,6 +110,7 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
     pingedAt: 0,
     unansweredSince: 0,
     pinger: setInterval(clientSocketPing, hub.settings.heartbeatIntervalMs, ws),
+    corked: false,
   };
   state.pinger.unref();
   state.offReconnect = hub.relay.onReconnect(() => {
@@ -481,12 +485,33 @@ function newFollower(
     after,
     (c) => {
       if (ws.readyState !== ws.OPEN) return;
+      corkForTick(ws, state);
       // Built as text: the chunk's data is JSON text already.
       const frame = `{"type":"output","runtime":${runtime},"id":${quoted},"epoch":${c.epoch},"offset":${c.offset},"data":${c.data}}`;
       sendBounded(ws, frame, state.hub.settings.maxSocketBufferBytes);
     },
     () => paced(ws, state.hub.settings.maxSocketBufferBytes),
   );
+}
+
+/**
+ * Output frames sent in one tick (a hint's chunks, a page of a catch-up) leave in one
+ * write rather than one each: the TCP socket is corked until the next tick. Corked
+ * bytes count in `bufferedAmount`, so the buffer cap holds as before.
+ */
+function corkForTick(ws: WebSocket, state: ClientState): void {
+  if (state.corked) return;
+  // ws keeps its TCP socket private; it corks around each frame itself (cork nests).
+  const socket = (ws as unknown as { _socket?: Socket })._socket;
+  if (!socket) return;
+  state.corked = true;
+  socket.cork();
+  process.nextTick(uncorkClient, socket, state);
+}
+
+function uncorkClient(socket: Socket, state: ClientState): void {
+  state.corked = false;
+  socket.uncork();
 }
 
 /** Resolves once the socket's unsent buffer is below half its cap (or it closed). */

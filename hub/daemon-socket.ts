@@ -16,6 +16,7 @@ import {
   DaemonInbound,
   errorFrame,
   type NackFrame,
+  OutputFrame,
   parseFrame,
   type ResultFrame,
 } from '../protocol/index.js';
@@ -113,7 +114,7 @@ function onFrame(
     invalid(conn, 'binary frames are not part of the protocol');
     return;
   }
-  const parsed = parseFrame(DaemonInbound, data.toString());
+  const parsed = parseInbound(data.toString());
   if (!parsed.ok) {
     const raw = parsed.raw as { type?: unknown; id?: unknown; epoch?: unknown } | null;
     const names =
@@ -162,6 +163,29 @@ function onFrame(
       else void conn.send(refusedResult(frame));
       return;
   }
+}
+
+/** How an `output` frame begins when the SDK (src/client/output-chunk.ts) builds it. */
+const OUTPUT_HEAD = '{"type":"output",';
+
+/**
+ * A daemon frame, valid or not. The union tries every other frame's schema before an
+ * `output` frame's, building issues for each: the hot frame is checked against its own
+ * schema first. Whatever that does not take (another frame, other key order, an invalid
+ * output frame) goes through the union as before, so every refusal reads the same.
+ */
+function parseInbound(text: string): ReturnType<typeof parseFrame<DaemonInbound>> {
+  if (text.startsWith(OUTPUT_HEAD)) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const out = OutputFrame.safeParse(json);
+    if (out.success) return { ok: true, frame: out.data };
+  }
+  return parseFrame(DaemonInbound, text);
 }
 
 /** A result the socket's queue cannot take: retryable, so the daemon sends it again. */

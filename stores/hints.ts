@@ -38,6 +38,7 @@ export interface OutputHint {
 }
 
 const RECORD_KEY = ',"record":';
+const OUTPUT_DATA_KEY = ',"data":[';
 
 interface WireHint {
   id: string;
@@ -47,12 +48,24 @@ interface WireHint {
   output?: OutputHint;
 }
 
-/** The hint in a message, with its record decoded when `withRecord`; null if not a hint. */
+/**
+ * The hint in a message; null if not a hint. `withRecord` false: the head alone (id,
+ * status, epoch, and an output hint's from and count), with neither the record nor the
+ * output data parsed, for a reader that acts on the head only. Both tails follow the
+ * head, and neither key can occur earlier (any quote inside a JSON string is escaped),
+ * so the first of the two keys is where the head ends.
+ */
 export function parseHint(message: string, withRecord = true): UpdateHint | null {
   let wire: WireHint;
-  const cut = withRecord ? -1 : message.indexOf(RECORD_KEY);
+  let text = message;
+  if (!withRecord) {
+    const record = message.indexOf(RECORD_KEY);
+    const data = message.indexOf(OUTPUT_DATA_KEY);
+    if (data !== -1 && (record === -1 || data < record)) text = `${message.slice(0, data)}}}`;
+    else if (record !== -1) text = `${message.slice(0, record)}}`;
+  }
   try {
-    wire = JSON.parse(cut === -1 ? message : `${message.slice(0, cut)}}`) as WireHint;
+    wire = JSON.parse(text) as WireHint;
   } catch {
     return null;
   }

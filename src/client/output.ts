@@ -18,6 +18,7 @@
  * - `flushed()` settles once nothing is left unacknowledged (or the stream stopped): the
  *   daemon reports a result only then, so a result never overtakes its output.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { Backoff, type NackFrame, type OutputAckFrame } from '../../protocol/index.js';
 import { type HttpAnswer, hubErrorCode, jitteredRetryAfter, verdict } from './answers.js';
@@ -222,12 +223,17 @@ export class Outputs {
         s.sentOn = ws;
         s.sentUpTo = s.acked;
       }
+      // The frames of one pump leave in one write, not one syscall each (cork nests: ws
+      // corks around each frame itself). ws keeps its TCP socket private.
+      const tcp = (ws as unknown as { _socket?: Socket })._socket;
+      tcp?.cork();
       for (let i = s.head + (s.sentUpTo - s.acked); i < s.chunks.length; i++) {
         const c = s.chunks[i] as Chunk;
         if (c.seq > limit) break;
         ws.send(outputFrame(s.id, s.epoch, c));
         s.sentUpTo = c.seq;
       }
+      tcp?.uncork();
       if (s.sentUpTo > s.acked && !s.answerTimer) {
         s.heardAt = Date.now();
         s.answerTimer = setTimeout(() => this.#noAnswer(s), ANSWER_TIMEOUT_MS);

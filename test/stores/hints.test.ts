@@ -3,7 +3,7 @@
  * reader that wants only the head parses only the head, and anything else is no hint.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeHint, HINT_RECORD_BYTES, parseHint } from '../../stores/hints.js';
+import { encodeHint, encodeOutputHint, HINT_RECORD_BYTES, parseHint } from '../../stores/hints.js';
 import { MemoryStore } from '../../stores/memory/store.js';
 
 const RT = { workspace: 'acme', runtime: 'laptop' };
@@ -35,6 +35,24 @@ describe('update hints', () => {
     const payload = 'x'.repeat(HINT_RECORD_BYTES);
     const { request } = await store.create(RT, { kind: 'k', payload }, { createdBy: 'c' });
     expect(parseHint(encodeHint(request))).toEqual({ id: request.id, status: 'pending', epoch: 0 });
+  });
+
+  it('of output give the head alone without parsing the data, whatever keys it has', () => {
+    // Chunk data is any JSON: here with a "record" key, which a head-only parse must not
+    // take for the record's.
+    const chunks = [
+      { offset: 4, epoch: 2, data: '{"a":1,"record":[1]}' },
+      { offset: 5, epoch: 2, data: '{"data":[2]}' },
+    ];
+    const message = encodeOutputHint('req_1', 2, chunks);
+    const head = { id: 'req_1', status: 'running', epoch: 2 };
+    expect(parseHint(message)).toEqual({
+      ...head,
+      output: { from: 4, count: 2, data: [{ a: 1, record: [1] }, { data: [2] }] },
+    });
+    expect(parseHint(message, false)).toEqual({ ...head, output: { from: 4, count: 2 } });
+    const broken = `${message.slice(0, message.indexOf(',"data":['))},"data":[oops}}`;
+    expect(parseHint(broken, false)).toEqual({ ...head, output: { from: 4, count: 2 } });
   });
 
   it('are null for what is not a hint', () => {
