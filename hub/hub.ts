@@ -9,7 +9,12 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { CLOSE, type HeartbeatBody, type HeartbeatResponse } from '../protocol/index.js';
+import {
+  CLOSE,
+  type HeartbeatBody,
+  type HeartbeatResponse,
+  type TraceContext,
+} from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
 import { newRequestId } from '../stores/ids.js';
@@ -28,6 +33,7 @@ import { RequestFollow } from './request-follow.js';
 import type { HubSettings } from './settings.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
+import { traceReport } from './tracing.js';
 import { waitForTerminal } from './waiters.js';
 
 export { MIN_HEARTBEAT_SLICES } from './presence-loop.js';
@@ -191,8 +197,10 @@ export class Hub implements SocketHost {
     id: string,
     epoch: number,
     outcome: Outcome,
+    trace?: TraceContext,
   ): Promise<RequestRecord> {
-    return this.store.report(rt, id, epoch, outcome);
+    const report = async () => ({ record: await this.store.report(rt, id, epoch, outcome) });
+    return (await traceReport(this.settings.nodeId, id, epoch, trace, report)).record;
   }
 
   async reportFromSocket(
@@ -200,12 +208,15 @@ export class Hub implements SocketHost {
     id: string,
     epoch: number,
     outcome: Outcome,
+    trace?: TraceContext,
   ): Promise<() => void> {
     const ticket = this.dispatcher.beforeReport(conn, id, epoch);
     const next = { connectionId: conn.id, nodeId: this.settings.nodeId, max: ticket.max };
     let claimed: RequestRecord[];
     try {
-      ({ claimed } = await this.store.reportAndClaim(conn.rt, id, epoch, outcome, next));
+      ({ claimed } = await traceReport(this.settings.nodeId, id, epoch, trace, () =>
+        this.store.reportAndClaim(conn.rt, id, epoch, outcome, next),
+      ));
     } catch (err) {
       if (ticket.max > 0 && isStoreError(err, 'store_unavailable'))
         this.dispatcher.reportLost(conn);

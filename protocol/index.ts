@@ -10,3 +10,4 @@ export * from './codes.js';
 export * from './frames.js';
 export { isJsonValue, MAX_JSON_DEPTH } from './json.js';
 export { isTerminal, RETRYABLE, STATUSES, TERMINAL } from './status.js';
+export { formatTraceparent, parseTraceparent, readTrace, type TraceParent } from './trace.js';

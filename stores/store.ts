@@ -17,7 +17,13 @@
  *   create, release and requeue also publish on its `wake` channel.
  */
 
-import type { CreateRequestBody, ErrorInfo, RuntimeInfo, Status } from '../protocol/index.js';
+import type {
+  CreateRequestBody,
+  ErrorInfo,
+  RuntimeInfo,
+  Status,
+  TraceContext,
+} from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
 
 export interface StoreSettings {
@@ -53,6 +59,8 @@ export interface CreateOptions {
   createdBy: string;
   /** Same key + same body: the existing request (created=false); other body: conflict. */
   idempotencyKey?: string;
+  /** The create's trace context, kept on the record (nothing is stored without one). */
+  trace?: TraceContext;
 }
 
 export interface CreateResult {
@@ -160,7 +168,7 @@ export interface RequestStore {
   createBatch(
     rt: RuntimeRef,
     bodies: CreateRequestBody[],
-    opts: { createdBy: string },
+    opts: { createdBy: string; trace?: TraceContext },
   ): Promise<RequestRecord[]>;
   /** Read one record (after lazy expiry); null when it does not exist in this runtime. */
   get(rt: RuntimeRef, id: string): Promise<RequestRecord | null>;

@@ -68,7 +68,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // `/x/*` also matches `/x` itself in hono.
   app.use('/v1/runtimes/*', requireRole(auth, 'client'));
   app.use('/v1/daemon/*', requireRole(auth, 'daemon'));
-  app.route('/v1/runtimes', clientRoutes(hub));
+  app.route('/v1/runtimes', clientRoutes(hub, config.nodeId));
   app.route('/v1/daemon', daemonRoutes(hub));
   app.route('/', opsRoutes(deps));
 

@@ -4,7 +4,7 @@
  */
 
 import type { RequestFollow } from '../../hub/request-follow.js';
-import type { HeartbeatBody, HeartbeatResponse } from '../../protocol/index.js';
+import type { HeartbeatBody, HeartbeatResponse, TraceContext } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
 
@@ -18,6 +18,12 @@ export interface HubApi {
   /** A request's states and output from offset `after`, to its end; null: no such request. */
   followRequest(rt: RuntimeRef, id: string, after: number): Promise<RequestFollow | null>;
   heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse>;
-  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
+  report(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+    trace?: TraceContext,
+  ): Promise<RequestRecord>;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
 }

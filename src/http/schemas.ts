@@ -4,7 +4,13 @@
  */
 import { z } from 'zod';
 import { MAX_WAIT_MS } from '../../hub/settings.js';
-import { ErrorInfo, JsonValue, MAX_OUTPUT_PAGE, Status } from '../../protocol/index.js';
+import {
+  ErrorInfo,
+  JsonValue,
+  MAX_OUTPUT_PAGE,
+  Status,
+  TraceContext,
+} from '../../protocol/index.js';
 
 const Epoch = z.number().int().min(0);
 
@@ -17,8 +23,18 @@ export {
 } from '../../protocol/index.js';
 
 export const ResultBody = z.discriminatedUnion('status', [
-  z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: JsonValue.optional() }),
-  z.strictObject({ epoch: Epoch, status: z.literal('failed'), error: ErrorInfo }),
+  z.strictObject({
+    epoch: Epoch,
+    status: z.literal('completed'),
+    result: JsonValue.optional(),
+    trace: TraceContext.optional(),
+  }),
+  z.strictObject({
+    epoch: Epoch,
+    status: z.literal('failed'),
+    error: ErrorInfo,
+    trace: TraceContext.optional(),
+  }),
 ]);
 export type ResultBody = z.infer<typeof ResultBody>;
 

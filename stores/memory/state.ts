@@ -4,7 +4,7 @@
  * the `Txn` that one store call works through; and how new records are built.
  */
 
-import type { CreateRequestBody } from '../../protocol/index.js';
+import type { CreateRequestBody, TraceContext } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../domain.js';
 import { newRequestId } from '../ids.js';
 import { type RuntimeKeys, runtimeKeys } from '../keys.js';
@@ -118,6 +118,7 @@ export function newRecord(
   t: RequestTemplate,
   createdBy: string,
   retryOf: string | null,
+  trace: TraceContext | null = null,
 ): RequestRecord {
   const { now, state } = tx;
   return {
@@ -144,5 +145,6 @@ export function newRecord(
     connection_id: null,
     node_id: null,
     retry_of: retryOf,
+    trace,
   };
 }

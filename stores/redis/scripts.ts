@@ -76,7 +76,7 @@ export function runtimeArgv(call: RuntimeCall): (string | number)[] {
   return [k.recordPrefix, call.now ?? '', k.updates, k.wake, call.retentionMs];
 }
 
-/** Items as create.lua reads them: 8 fields each. */
+/** Items as create.lua reads them: 10 fields each. */
 export interface CreateItem {
   id: string;
   kind: string;
@@ -86,6 +86,9 @@ export interface CreateItem {
   pending_timeout_ms: number;
   lease_ms: number;
   created_by: string;
+  /** The create's trace context ('' fields: none, nothing stored). */
+  traceparent: string;
+  tracestate: string;
 }
 
 export function createArgs(
@@ -114,6 +117,8 @@ export function createArgs(
       it.pending_timeout_ms,
       it.lease_ms,
       it.created_by,
+      it.traceparent,
+      it.tracestate,
     );
   }
   return { keys, argv };

@@ -5,9 +5,9 @@
 -- ARGV[6]     workspace   ARGV[7] runtime
 -- ARGV[8]     body fingerprint for the idempotency key, or ''
 -- ARGV[9]     idempotency key TTL ms
--- ARGV[10]    item count N, then N groups of 8:
+-- ARGV[10]    item count N, then N groups of 10:
 --             id, kind, payload, priority, max_attempts, pending_timeout_ms, lease_ms,
---             created_by
+--             created_by, traceparent, tracestate ('' for none: not stored)
 -- Returns {1, now} when created; {0, record fields} when the idempotency key already
 -- names a request created from the same body; E_IDEMPOTENCY_CONFLICT otherwise.
 --!include common.lua
@@ -26,11 +26,11 @@ if fingerprint ~= '' then
 end
 local n = tonumber(ARGV[10])
 for i = 0, n - 1 do
-  local b = 10 + i * 8
+  local b = 10 + i * 10
   insert({ id = ARGV[b + 1], workspace = ARGV[6], runtime = ARGV[7], kind = ARGV[b + 2],
     payload = ARGV[b + 3], priority = ARGV[b + 4], max_attempts = ARGV[b + 5],
     pending_timeout_ms = ARGV[b + 6], lease_ms = ARGV[b + 7], created_by = ARGV[b + 8],
-    retry_of = '' })
+    retry_of = '', traceparent = ARGV[b + 9], tracestate = ARGV[b + 10] })
 end
 if fingerprint ~= '' then
   redis.call('SET', KEYS[7], fingerprint .. ' ' .. ARGV[11], 'PX', ARGV[9])

@@ -35,8 +35,9 @@ local function publish_record(id, status, epoch)
 end
 
 -- Insert a new pending record. f: {id, kind, payload, priority, max_attempts,
--- pending_timeout_ms, lease_ms, created_by, retry_of}. Returns its fields (as HGETALL
--- would, without reading them back).
+-- pending_timeout_ms, lease_ms, created_by, retry_of, traceparent?, tracestate?} (''
+-- or nil: the field is not written). Returns its fields (as HGETALL would, without
+-- reading them back).
 local function insert(f)
   local key = REC .. f.id
   local deadline = NOW + tonumber(f.pending_timeout_ms)
@@ -49,6 +50,14 @@ local function insert(f)
   if f.retry_of ~= '' then
     flat[#flat + 1] = 'retry_of'
     flat[#flat + 1] = f.retry_of
+  end
+  if f.traceparent and f.traceparent ~= '' then
+    flat[#flat + 1] = 'traceparent'
+    flat[#flat + 1] = f.traceparent
+    if f.tracestate ~= '' then
+      flat[#flat + 1] = 'tracestate'
+      flat[#flat + 1] = f.tracestate
+    end
   end
   redis.call('HSET', key, unpack(flat))
   redis.call('ZADD', K_PENDING, pending_score(f.priority, NOW + 1), f.id)
