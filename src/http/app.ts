@@ -53,7 +53,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       cors({
         origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
         allowMethods: ['GET', 'POST', 'OPTIONS'],
-        allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+        allowHeaders: [
+          'Authorization',
+          'Content-Type',
+          'Idempotency-Key',
+          'X-Request-Id',
+          'traceparent',
+          'tracestate',
+        ],
         exposeHeaders: ['X-Request-Id'],
         maxAge: 600,
       }),
