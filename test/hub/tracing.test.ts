@@ -18,14 +18,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
 import type { SwitchboardNode } from '../../src/node.js';
-import {
-  api,
-  clientToken,
-  daemonToken,
-  FrameSocket,
-  readyDaemon,
-  startNodesOn,
-} from '../helpers/node.js';
+import { api, clientToken, daemonToken, readyDaemon, startNodesOn } from '../helpers/node.js';
 import { RedisServer } from '../helpers/redis.js';
 
 /** Wakes whoever waits for spans each time one ends (after the exporter holds it). */
