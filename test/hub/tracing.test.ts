@@ -252,4 +252,55 @@ describe('tracing across three nodes and a daemon', () => {
     expect(parentOf(report)).toBe(spanId(handlers[0]));
     expect(report?.attributes['switchboard.node']).toBe('node-c');
   });
+  it('the HTTP path: heartbeat claim (B) -> the result posted with its trace (C)', async () => {
+    const token = await daemonToken('poller');
+    const { span: root, traceparent } = clientSpan();
+    const traceId = root.spanContext().traceId;
+    const created = await api(a, 'POST', '/v1/runtimes/poller/requests', {
+      token: client,
+      body: { kind: 'echo' },
+      headers: { traceparent },
+    });
+    root.end();
+    const id = created.body.id as string;
+    const beat = await api(b, 'POST', '/v1/daemon/heartbeat', { token, body: { max: 1 } });
+    const [pushed] = beat.body.requests as {
+      id: string;
+      epoch: number;
+      trace: { traceparent: string };
+    }[];
+    expect(pushed?.id).toBe(id);
+    // The daemon's handler span, as a daemon without the SDK would make one up.
+    const handlerSpanId = '1234567890abcdef';
+    const posted = await api(c, 'POST', `/v1/daemon/requests/${id}/result`, {
+      token,
+      body: {
+        epoch: pushed?.epoch,
+        status: 'completed',
+        result: 'ok',
+        trace: { traceparent: `00-${traceId}-${handlerSpanId}-01` },
+      },
+    });
+    expect(posted.status).toBe(200);
+
+    const ofRequest = (s: ReadableSpan) =>
+      s.attributes['switchboard.request.id'] === id && s.spanContext().traceId === traceId;
+    const spans = await ended.until((all) => {
+      const names = all.filter(ofRequest).map((s) => s.name);
+      return names.includes('switchboard.claim') && names.includes('switchboard.report');
+    });
+    const mine = spans.filter(ofRequest);
+    const create = mine.find((s) => s.name === 'switchboard.create');
+    const claim = mine.find((s) => s.name === 'switchboard.claim');
+    const report = mine.find((s) => s.name === 'switchboard.report');
+    expect(claim?.attributes).toMatchObject({
+      'switchboard.node': 'node-b',
+      'switchboard.claim.path': 'heartbeat',
+      'switchboard.request.attempt': 1,
+    });
+    expect(parentOf(claim)).toBe(spanId(create));
+    expect(pushed?.trace.traceparent).toBe(`00-${traceId}-${spanId(claim)}-01`);
+    expect(report?.attributes['switchboard.node']).toBe('node-c');
+    expect(parentOf(report)).toBe(handlerSpanId);
+  });
 });
