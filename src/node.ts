@@ -56,7 +56,7 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
   const logger = options.logger ?? createLogger(config.logLevel, config.nodeId);
   const onRedisError = (err: Error) => logger.warn({ err: err.message }, 'redis connection error');
   const { store, relay: baseRelay } = await openStore(options, onRedisError);
-  const stopTracing = startTracing(config, logger);
+  const stopTracing = await startTracing(config, logger);
   const relay = options.wrapRelay ? options.wrapRelay(baseRelay) : baseRelay;
   const hub = new Hub({
     store,

@@ -3,14 +3,12 @@
  * exporting over OTLP/HTTP (`<endpoint>/v1/traces`, batched), registered as the process's
  * provider (with the W3C propagator and async-local context), service.name `switchboard`
  * and service.instance.id the NODE_ID. Unset, nothing is registered and the hub's spans
- * (hub/tracing.ts) stay no-ops. A process has one global provider: a second node in the
- * same process exports through the first one's.
+ * (hub/tracing.ts) stay no-ops, and the SDK is not even loaded (it is imported only when
+ * configured: some 150 ms of start-up a node without tracing does not pay). A process has
+ * one global provider: a second node in the same process exports through the first one's.
  */
 import { context, propagation, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 
@@ -26,20 +24,27 @@ export function tracesUrl(endpoint: string): string {
 }
 
 /** Registers the exporter when configured; the returned function undoes it. */
-export function startTracing(config: Config, logger: Logger): StopTracing {
+export async function startTracing(config: Config, logger: Logger): Promise<StopTracing> {
   if (config.otelEndpoint === undefined) return async () => {};
+  const [{ OTLPTraceExporter }, { resourceFromAttributes }, sdk, { ATTR_SERVICE_NAME }] =
+    await Promise.all([
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/sdk-trace-node'),
+      import('@opentelemetry/semantic-conventions'),
+    ]);
   if (registered) {
     // Another node of this process registered first: its provider exports for both.
     logger.info('tracing: a node of this process exports already; its exporter is shared');
     return async () => {};
   }
-  const provider = new NodeTracerProvider({
+  const provider = new sdk.NodeTracerProvider({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: 'switchboard',
       'service.instance.id': config.nodeId,
     }),
     spanProcessors: [
-      new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(config.otelEndpoint) })),
+      new sdk.BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(config.otelEndpoint) })),
     ],
   });
   provider.register();
