@@ -42,6 +42,9 @@ const SNAPSHOT_LIMIT = 100;
 /** Explicit ids of one subscription read at a time (each still through the gate). */
 const SNAPSHOT_READERS = 16;
 const FORWARD_RETRY_MS = 1_000;
+/** First and longest wait before a terminal state's failed output catch-up is tried again. */
+const TERMINAL_RETRY_MS = 250;
+const TERMINAL_RETRY_MAX_MS = 5_000;
 /** How often a catch-up that outran its reader looks at the socket's buffer again. */
 const PACE_MS = 10;
 /** Per-socket memory of what was sent is bounded; the oldest entries go first. */
@@ -291,13 +294,21 @@ async function subscribe(
       ),
     );
   }
-  // Followers this frame adds; their catch-up goes out before the snapshot.
+  // The followers this frame names; their catch-up goes out before the snapshot. One the
+  // socket already has (an earlier frame set it up, maybe one that failed and is being
+  // sent again) is caught up too, from the `after` this frame gives when it gives one:
+  // the client says what it has.
   const following: OutputFollower[] = [];
   if (output && ids) {
     for (const id of ids) {
-      if (sub.outputs.has(id)) continue;
-      const follower = newFollower(ws, state, sub, id, output.after[id] ?? 0);
-      sub.outputs.set(id, follower);
+      let follower = sub.outputs.get(id);
+      const after = output.after[id];
+      if (follower) {
+        if (after !== undefined) follower.after = after;
+      } else {
+        follower = newFollower(ws, state, sub, id, after ?? 0);
+        sub.outputs.set(id, follower);
+      }
       following.push(follower);
     }
   }
@@ -404,16 +415,49 @@ function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: s
   }
   if (sub.ids && !sub.ids.has(hint.id)) return;
   if (follower && TERMINAL.has(hint.status)) {
-    // All output goes out before the state that says there is no more.
-    void state.gate
-      .call(() => follower.catchUp())
-      .then(
-        () => sendState(ws, state, sub.rt, hint),
-        () => sendState(ws, state, sub.rt, hint),
-      );
+    endFollowed(ws, state, sub, follower, hint, TERMINAL_RETRY_MS);
     return;
   }
   sendState(ws, state, sub.rt, hint);
+}
+
+/**
+ * A followed request ended: all its output goes out before the state that says there
+ * is no more. A catch-up the store does not answer holds the state back and is tried
+ * again, backing off, while the socket still follows the request: the client sees the
+ * end late, never without its output.
+ */
+function endFollowed(
+  ws: WebSocket,
+  state: ClientState,
+  sub: Subscription,
+  follower: OutputFollower,
+  hint: UpdateHint,
+  delayMs: number,
+): void {
+  void state.gate
+    .call(() => follower.catchUp())
+    .then(
+      () => sendState(ws, state, sub.rt, hint),
+      () => {
+        setTimeout(() => {
+          const followed =
+            ws.readyState === ws.OPEN &&
+            state.subs.get(sub.rt.runtime) === sub &&
+            sub.outputs.get(hint.id) === follower;
+          if (followed) {
+            endFollowed(
+              ws,
+              state,
+              sub,
+              follower,
+              hint,
+              Math.min(delayMs * 2, TERMINAL_RETRY_MAX_MS),
+            );
+          }
+        }, delayMs).unref();
+      },
+    );
 }
 
 function sendState(ws: WebSocket, state: ClientState, rt: RuntimeRef, hint: UpdateHint): void {

@@ -176,7 +176,7 @@ export class Dispatcher {
     for (const record of requests) {
       const conn = record.connection_id === null ? undefined : conns.get(record.connection_id);
       if (!conn || conn.inFlight.has(record.id)) continue;
-      this.deps.metrics.claims.inc({ path: 'reconnect' });
+      this.deps.metrics.claimed('reconnect', [record]);
       void this.#deliver(local, conn, record, 'reconnect');
     }
     local.suspect = false;
@@ -218,7 +218,7 @@ export class Dispatcher {
       for (const record of claimed) void this.#release(conn, record);
       return;
     }
-    if (claimed.length) this.deps.metrics.claims.inc({ path: 'result' }, claimed.length);
+    this.deps.metrics.claimed('result', claimed);
     for (const record of claimed) {
       // An orphan adoption may have pushed it already (it reads running claims).
       if (conn.inFlight.get(record.id) !== record.epoch) {
@@ -249,7 +249,7 @@ export class Dispatcher {
         max: conn.free,
       });
       if (claimed.length === 0) return;
-      this.deps.metrics.claims.inc({ path }, claimed.length);
+      this.deps.metrics.claimed(path, claimed);
       for (const record of claimed) void this.#deliver(local, conn, record, path);
     }
   }

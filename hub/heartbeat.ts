@@ -37,7 +37,7 @@ export async function httpHeartbeat(
           max: body.max,
         })
       : [];
-  if (claimed.length) deps.metrics.claims.inc({ path: 'heartbeat' }, claimed.length);
+  deps.metrics.claimed('heartbeat', claimed);
   return {
     requests: claimed.map((r) => heartbeatRequest(r, settings.nodeId, daemonSub)),
     leases,

@@ -41,6 +41,8 @@ export class Sweeper {
   /** Runtimes of this node's buckets whose queue had work at the last pass, and this one. */
   #waiting = new Set<string>();
   #waitingNow = new Set<string>();
+  /** This pass's backlog by workspace, for the metrics (HubMetrics.setBacklog). */
+  #backlog = new Map<string, { pending: number; oldestAt: number | null }>();
   constructor(private readonly deps: SweeperDeps) {}
 
   start(): void {
@@ -68,6 +70,7 @@ export class Sweeper {
   async #sweepRuntime(rt: RuntimeRef): Promise<void> {
     const { store, metrics } = this.deps;
     const out = await store.expire(rt);
+    this.#noteBacklog(rt.workspace, out.pending, out.oldestPendingAt);
     if (out.timedOut.length) metrics.sweeps.inc({ change: 'timeout' }, out.timedOut.length);
     if (out.requeued.length) metrics.sweeps.inc({ change: 'requeue' }, out.requeued.length);
     if (out.staleConnections > 0) {
@@ -77,8 +80,9 @@ export class Sweeper {
       );
     }
     // Work that waited through a whole pass while daemons are connected: its wake-up
-    // may have been lost, so it is announced again (the nodes holding them claim).
-    if (out.pending > 0 && out.connections > 0) {
+    // may have been lost, so it is announced again (the nodes holding them claim). Held
+    // requests of ordering keys wait for their line, not for a wake-up: not counted.
+    if (out.claimable > 0 && out.connections > 0) {
       const tag = runtimeKeys(store.settings.prefix, rt).tag;
       this.#waitingNow.add(tag);
       if (this.#waiting.has(tag)) {
@@ -92,9 +96,21 @@ export class Sweeper {
     if (out.live === 0 && out.retained === 0) await store.forgetIfIdle(rt);
   }
 
+  #noteBacklog(workspace: string, pending: number, oldestAt: number | null): void {
+    const b = this.#backlog.get(workspace);
+    if (!b) this.#backlog.set(workspace, { pending, oldestAt });
+    else {
+      b.pending += pending;
+      if (oldestAt !== null && (b.oldestAt === null || oldestAt < b.oldestAt))
+        b.oldestAt = oldestAt;
+    }
+  }
+
   async #pass(): Promise<void> {
     const { store, logger } = this.deps;
     this.#waitingNow = new Set();
+    this.#backlog = new Map();
+    let swept = false;
     const held = new Set<number>();
     try {
       for (let bucket = 0; bucket < SWEEP_BUCKETS; bucket++) {
@@ -111,9 +127,12 @@ export class Sweeper {
           }
         }
       }
+      swept = true;
     } catch (err) {
       logger.warn({ err }, 'sweep pass failed; the next one retries');
     }
+    // A pass cut short keeps the last whole pass's figures rather than a part of them.
+    if (swept) this.deps.metrics.setBacklog(this.#backlog);
     this.#waiting = this.#waitingNow;
     // The last resort, for a subscriber link that drops messages while it stays up
     // (a dropped link is a reconnect, and that re-checks at once): every few passes.

@@ -17,6 +17,11 @@ export const KIND_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export const WorkspaceId = z.string().regex(ID_PATTERN, 'expected [A-Za-z0-9._-]{1,128}');
 export const RuntimeId = z.string().regex(ID_PATTERN, 'expected [A-Za-z0-9._-]{1,128}');
 export const Kind = z.string().regex(KIND_PATTERN, 'expected [A-Za-z0-9._:-]{1,128}');
+export const ORDERING_KEY_PATTERN = /^[A-Za-z0-9._:/-]{1,128}$/;
+/** Requests of one runtime with the same ordering key run one at a time, in creation order. */
+export const OrderingKey = z
+  .string()
+  .regex(ORDERING_KEY_PATTERN, 'expected [A-Za-z0-9._:/-]{1,128}');
 
 export const Status = z.enum(STATUSES);
 export type Status = StatusName;
@@ -51,6 +56,7 @@ export const CreateRequestBody = z.strictObject({
     .max(7 * 24 * 3600_000)
     .optional(),
   lease_ms: z.number().int().min(100).max(3600_000).optional(),
+  ordering_key: OrderingKey.optional(),
 });
 export type CreateRequestBody = z.infer<typeof CreateRequestBody>;
 
@@ -80,6 +86,7 @@ export const Request = z.object({
   result: JsonValue.nullable(),
   error: ErrorInfo.nullable(),
   created_by: z.string(),
+  ordering_key: z.string().nullable(),
   /** The create's trace context; absent when the create was not traced. */
   trace: TraceContext.optional(),
 });

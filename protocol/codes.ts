@@ -16,6 +16,7 @@ export const HTTP_STATUS = {
   not_retryable: 409,
   output_limit: 409,
   payload_too_large: 413,
+  limit_exceeded: 429,
   internal: 500,
   store_unavailable: 503,
   draining: 503,
@@ -41,6 +42,7 @@ export const STORE_ERROR_CODES = [
   'idempotency_conflict',
   'not_retryable',
   'output_limit',
+  'limit_exceeded',
   'store_unavailable',
 ] as const satisfies readonly HttpErrorCode[];
 export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];

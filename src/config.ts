@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseCreateRate } from '../stores/rate.js';
 import { MIN_SECRET_BYTES } from './auth.js';
 
 export class ConfigError extends Error {
@@ -138,6 +139,18 @@ export const EnvSchema = z.object({
   MAX_BAD_FRAMES: int(10, 1, 10_000),
   MAX_SUBSCRIBED_RUNTIMES: int(128, 1, 100_000),
   MAX_SUBSCRIBED_IDS: int(1_000, 1, 1_000_000),
+  // Quotas: what one tenant may put in the store.
+  MAX_PENDING_PER_RUNTIME: int(100_000, 1, 100_000_000),
+  CREATE_RATE_PER_WORKSPACE: raw.transform((v, ctx) => {
+    if (v === undefined || v === '' || /^off$/i.test(v)) return null;
+    const rate = parseCreateRate(v);
+    if (rate) return rate;
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected RATE[/BURST] in requests per second, like 50 or 50/100, or off; got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }),
   LOG_LEVEL: raw.transform((v, ctx) => {
     const level = (v ?? 'info').toLowerCase();
     if ((LOG_LEVELS as readonly string[]).includes(level))
@@ -227,6 +240,8 @@ export const ConfigSchema = EnvSchema.superRefine(
     maxBadFrames: env.MAX_BAD_FRAMES,
     maxSubscribedRuntimes: env.MAX_SUBSCRIBED_RUNTIMES,
     maxSubscribedIds: env.MAX_SUBSCRIBED_IDS,
+    maxPendingPerRuntime: env.MAX_PENDING_PER_RUNTIME,
+    createRate: env.CREATE_RATE_PER_WORKSPACE,
     logLevel: env.LOG_LEVEL,
     corsOrigins: env.CORS_ORIGINS,
     otelEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,

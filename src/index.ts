@@ -11,6 +11,8 @@ export {
   type DaemonState,
   type Handler,
   type HandlerContext,
+  OutputError,
+  type OutputErrorCode,
 } from './client/daemon.js';
 export { type Config, loadConfig } from './config.js';
 export { type NodeOptions, type SwitchboardNode, startNode } from './node.js';

@@ -208,6 +208,8 @@ async function openStore(
     retentionMs: config.retentionMs,
     maxOutputChunks: config.maxOutputChunks,
     maxOutputBytes: config.maxOutputBytes,
+    maxPendingPerRuntime: config.maxPendingPerRuntime,
+    createRate: config.createRate,
   };
   if (!config.redisUrl) {
     const store = options.memoryStore ?? new MemoryStore(settings);

@@ -42,6 +42,8 @@ export interface RequestRecord {
   node_id: string | null;
   /** Id of the request this one retries (dead-letter replay), or null. */
   retry_of: string | null;
+  /** The request's ordering key (one line per runtime and key), or null. */
+  ordering_key: string | null;
   /** The create's W3C trace context, or null (untraced: nothing stored). */
   trace: TraceContext | null;
 }
@@ -68,6 +70,7 @@ export function toApiRequest(r: RequestRecord): Request {
     result: r.result === null ? null : JSON.parse(r.result),
     error: r.error,
     created_by: r.created_by,
+    ordering_key: r.ordering_key,
   };
   if (r.trace !== null) out.trace = r.trace;
   return out;

@@ -26,6 +26,11 @@ export interface RuntimeKeys {
   record(id: string): string;
   /** The output stream of request `id` (lua/includes/common.lua derives the same). */
   output(id: string): string;
+  /**
+   * The line of ordering key `key`: ZSET of its live ids in creation order (score: the
+   * position in the line). lua/includes/common.lua derives the same name.
+   */
+  line(key: string): string;
   idem(key: string): string;
 }
 
@@ -54,12 +59,18 @@ export function runtimeKeys(prefix: string, rt: RuntimeRef): RuntimeKeys {
     updates: `${base}updates`,
     record: (id) => `${base}req:${id}`,
     output: (id) => `${base}out:${id}`,
+    line: (key) => `${base}line:${key}`,
     idem: (key) => `${base}idem:${key}`,
   };
 }
 
 export function workspaceRuntimesKey(prefix: string, workspace: string): string {
   return `${prefix}:ws:{${workspace}}:runtimes`;
+}
+
+/** The workspace's create-rate token bucket (CREATE_RATE_PER_WORKSPACE). */
+export function workspaceRateKey(prefix: string, workspace: string): string {
+  return `${prefix}:ws:{${workspace}}:rate`;
 }
 
 /** Channel on which presence changes of a workspace's runtimes are announced. */

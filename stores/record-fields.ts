@@ -45,6 +45,7 @@ export function decodeRecord(flat: readonly string[]): RequestRecord {
     connection_id: f.connection_id ?? null,
     node_id: f.node_id ?? null,
     retry_of: f.retry_of ?? null,
+    ordering_key: f.ordering_key ?? null,
     trace: traceOf(f),
   };
 }
@@ -91,6 +92,7 @@ export function encodeRecord(r: RequestRecord): string[] {
     ['connection_id', r.connection_id],
     ['node_id', r.node_id],
     ['retry_of', r.retry_of],
+    ['ordering_key', r.ordering_key],
     ['traceparent', r.trace?.traceparent ?? null],
     ['tracestate', r.trace?.tracestate ?? null],
   ];

@@ -13,6 +13,11 @@
  *   claim; release gives the attempt back (the request never reached a daemon).
  * - A requeue resets the pending deadline to now + pending_timeout_ms.
  * - Terminal records are kept for `retentionMs` after finished_at, then removed.
+ * - Ordering keys: a keyed request joins its key's line (per runtime, creation order);
+ *   only the line's head is claimable, the rest are pending but held (they count as
+ *   pending and may time out). A head that becomes terminal leaves the line and the next
+ *   one becomes claimable in the same step (with a wake-up); a requeued head stays the
+ *   head. Priority orders the heads; it never reorders a line.
  * - Every transition publishes an update hint (hints.ts) on the runtime's `updates` channel;
  *   create, release and requeue also publish on its `wake` channel.
  */
@@ -25,6 +30,7 @@ import type {
   TraceContext,
 } from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
+import type { CreateRate } from './rate.js';
 
 export interface StoreSettings {
   /** Key and channel prefix (HUB_PREFIX). */
@@ -38,6 +44,10 @@ export interface StoreSettings {
   maxOutputChunks: number;
   /** Most output bytes (serialised JSON of each chunk's data) per request (MAX_OUTPUT_BYTES). */
   maxOutputBytes: number;
+  /** Most pending requests per runtime (MAX_PENDING_PER_RUNTIME); a create past it is refused whole. */
+  maxPendingPerRuntime: number;
+  /** Creates per second per workspace (CREATE_RATE_PER_WORKSPACE); null: no limit. */
+  createRate: CreateRate | null;
   /**
    * Clock override in epoch ms, for tests that step time. Unset: MemoryStore uses
    * Date.now(); RedisStore uses Redis TIME inside its scripts (one clock for all nodes).
@@ -53,6 +63,8 @@ export const DEFAULT_STORE_SETTINGS: StoreSettings = {
   idempotencyTtlMs: 86_400_000,
   maxOutputChunks: 10_000,
   maxOutputBytes: 16 * 1024 * 1024,
+  maxPendingPerRuntime: 100_000,
+  createRate: null,
 };
 
 export interface CreateOptions {
@@ -81,10 +93,15 @@ export interface ListOptions {
   limit: number;
   /** The `next_cursor` of the previous page. */
   cursor?: string;
+  /**
+   * List this key's line instead: its live requests in line order (head first); the
+   * cursor is then a position in the line (the digits of a previous `next_cursor`).
+   */
+  ordering_key?: string;
 }
 
 export interface ListResult {
-  /** Newest first. */
+  /** Newest first (by ordering key: line order). */
   requests: RequestRecord[];
   next_cursor: string | null;
 }
@@ -102,8 +119,15 @@ export interface ExpireResult {
   live: number;
   /** Terminal records still retained after the call. */
   retained: number;
-  /** Pending requests after the call. */
+  /** Pending requests after the call (held ones of ordering keys included). */
   pending: number;
+  /** Of them, the claimable ones: all but the held ones of ordering keys. */
+  claimable: number;
+  /**
+   * When the oldest of them was created (epoch ms; a requeued request counts from its
+   * creation), null when none is pending: the backlog age of the runtime.
+   */
+  oldestPendingAt: number | null;
   /** Daemon connections (websockets) present after the call. */
   connections: number;
 }

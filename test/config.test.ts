@@ -89,6 +89,8 @@ describe('loadConfig', () => {
       maxBadFrames: 10,
       maxSubscribedRuntimes: 128,
       maxSubscribedIds: 1_000,
+      maxPendingPerRuntime: 100_000,
+      createRate: null,
       logLevel: 'debug',
       corsOrigins: ['https://a.example.com', 'http://localhost:5173'],
     });
@@ -133,6 +135,27 @@ describe('loadConfig', () => {
       'READY_TIMEOUT_MS',
       'MAX_BAD_FRAMES',
     ]);
+  });
+
+  it('reads the quotas: MAX_PENDING_PER_RUNTIME and CREATE_RATE_PER_WORKSPACE as RATE[/BURST]', () => {
+    expect(loadConfig({})).toMatchObject({ maxPendingPerRuntime: 100_000, createRate: null });
+    expect(
+      loadConfig({ MAX_PENDING_PER_RUNTIME: '5', CREATE_RATE_PER_WORKSPACE: '50' }),
+    ).toMatchObject({
+      maxPendingPerRuntime: 5,
+      createRate: { rate: 50, burst: 50 },
+    });
+    expect(loadConfig({ CREATE_RATE_PER_WORKSPACE: '0.5/10' }).createRate).toEqual({
+      rate: 0.5,
+      burst: 10,
+    });
+    expect(loadConfig({ CREATE_RATE_PER_WORKSPACE: 'off' }).createRate).toBeNull();
+    for (const bad of ['fast', '50/', '0', '-1/5', '10/0']) {
+      expect(problems({ CREATE_RATE_PER_WORKSPACE: bad }), bad).toEqual([
+        'CREATE_RATE_PER_WORKSPACE',
+      ]);
+    }
+    expect(problems({ MAX_PENDING_PER_RUNTIME: '0' })).toEqual(['MAX_PENDING_PER_RUNTIME']);
   });
 
   it('runs the embedded store with a stable secret when only HUB_SECRET is set', () => {

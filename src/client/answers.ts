@@ -53,6 +53,14 @@ export function verdict(answer: HttpAnswer): Verdict {
   return { kind: 'retry', afterMs: answer.retryAfterMs };
 }
 
+/**
+ * How long to wait on a `Retry-After` of `afterMs`: that, plus up to half of it again at
+ * random, so that clients refused together do not all come back together; at most `capMs`.
+ */
+export function jitteredRetryAfter(afterMs: number, capMs = Number.POSITIVE_INFINITY): number {
+  return Math.min(afterMs * (1 + Math.random() * 0.5), capMs);
+}
+
 /** `Retry-After` (whole seconds or an HTTP date) in ms; undefined when absent or invalid. */
 export function parseRetryAfter(header: string | null, now = Date.now()): number | undefined {
   if (header === null || header.trim() === '') return undefined;

@@ -21,7 +21,13 @@
  * serves carries no schema library.
  */
 import type { CreateRequestBody, OutputChunk, Request, RuntimeInfo } from '../../protocol/index.js';
-import { baseUrl, closedError, hubCaller, type SwitchboardError } from './browser-http.js';
+import {
+  baseUrl,
+  closedError,
+  DEFAULT_RETRY_POLICY,
+  hubCaller,
+  type SwitchboardError,
+} from './browser-http.js';
 import { followOutput, type OutputOptions, outputIterator } from './browser-output.js';
 import { awaitResult } from './browser-result.js';
 import {
@@ -48,6 +54,13 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Reconnect backoff of the socket. Default 250 ms doubling to 10 s, with full jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * Calls answered 429 `limit_exceeded` (a quota) are tried again after the hub's
+   * `Retry-After` plus up to half of it again (jitter): `retries` times (default 3),
+   * unless it asks for more than `maxWaitMs` (default 30000). Then the call rejects with
+   * the SwitchboardError, whose `retryAfterMs` says when to come back.
+   */
+  rateLimit?: { retries?: number; maxWaitMs?: number };
 }
 
 export type SendOptions = Omit<CreateRequestBody, 'kind' | 'payload'> & {
@@ -153,7 +166,10 @@ export function createClient(options: ClientOptions): Client {
   );
   const closing = new AbortController();
 
-  const call = hubCaller(base, token);
+  const call = hubCaller(base, token, {
+    retries: options.rateLimit?.retries ?? DEFAULT_RETRY_POLICY.retries,
+    maxWaitMs: options.rateLimit?.maxWaitMs ?? DEFAULT_RETRY_POLICY.maxWaitMs,
+  });
   const rt = (runtime: string) => `/v1/runtimes/${encodeURIComponent(runtime)}`;
   const req = (runtime: string, id: string) => `${rt(runtime)}/requests/${encodeURIComponent(id)}`;
 

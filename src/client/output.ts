@@ -20,7 +20,7 @@
  */
 import type { WebSocket } from 'ws';
 import { Backoff, type NackFrame, type OutputAckFrame } from '../../protocol/index.js';
-import { type HttpAnswer, hubErrorCode, verdict } from './answers.js';
+import { type HttpAnswer, hubErrorCode, jitteredRetryAfter, verdict } from './answers.js';
 import {
   type Chunk,
   encodeChunk,
@@ -352,7 +352,7 @@ export class Outputs {
     if (s.answerTimer) clearTimeout(s.answerTimer);
     s.answerTimer = null;
     const backoff = s.backoff.next();
-    const delay = afterMs === undefined ? backoff : Math.min(afterMs, MAX_RETRY_AFTER_MS);
+    const delay = afterMs === undefined ? backoff : jitteredRetryAfter(afterMs, MAX_RETRY_AFTER_MS);
     s.retryTimer = setTimeout(() => {
       s.retryTimer = null;
       s.sentOn = null;

@@ -17,7 +17,7 @@ import {
   type ReportAnswer,
   type TraceContext,
 } from '../../protocol/index.js';
-import { type HttpAnswer, verdict } from './answers.js';
+import { type HttpAnswer, jitteredRetryAfter, verdict } from './answers.js';
 
 export type JobOutcome =
   | { status: 'completed'; result: unknown }
@@ -152,7 +152,7 @@ export class Reporter {
     if (this.#stopped || p.settled) return;
     if (p.timer) clearTimeout(p.timer);
     const backoff = p.backoff.next();
-    const delay = afterMs === undefined ? backoff : Math.min(afterMs, MAX_RETRY_AFTER_MS);
+    const delay = afterMs === undefined ? backoff : jitteredRetryAfter(afterMs, MAX_RETRY_AFTER_MS);
     p.timer = setTimeout(() => this.#attempt(p), delay);
   }
 }

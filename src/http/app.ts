@@ -87,7 +87,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       const log = c.get('log') ?? deps.logger;
       log.error({ err, code: httpError.code }, 'request failed');
     }
-    if (httpError.status === 503) c.header('retry-after', '1');
+    if (httpError.retryAfterMs !== undefined) {
+      c.header('retry-after', String(Math.max(1, Math.ceil(httpError.retryAfterMs / 1000))));
+    } else if (httpError.status === 503) c.header('retry-after', '1');
     return c.json(
       errorBody(httpError.code, httpError.message, httpError.details),
       httpError.status,

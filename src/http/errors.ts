@@ -25,14 +25,17 @@ export interface ErrorDetail {
 export class HttpError extends Error {
   override readonly name = 'HttpError';
   readonly status: ContentfulStatusCode;
+  /** Sent as `Retry-After` (whole seconds, rounded up). */
+  readonly retryAfterMs: number | undefined;
   constructor(
     readonly code: HttpErrorCode,
     message: string,
     readonly details?: ErrorDetail[],
-    options?: { cause?: unknown; status?: ContentfulStatusCode },
+    options?: { cause?: unknown; status?: ContentfulStatusCode; retryAfterMs?: number },
   ) {
     super(message, options);
     this.status = options?.status ?? HTTP_STATUS[code];
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 
@@ -58,7 +61,10 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof StoreError) {
     // A store_unavailable message may carry a Redis address: keep it in the logs only.
     const message = err.code === 'store_unavailable' ? 'the store is unavailable' : err.message;
-    return new HttpError(err.code, message, undefined, { cause: err });
+    return new HttpError(err.code, message, undefined, {
+      cause: err,
+      retryAfterMs: err.retryAfterMs,
+    });
   }
   if (err instanceof AuthError) {
     return new HttpError(err.code, err.message, undefined, { cause: err });

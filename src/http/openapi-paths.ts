@@ -64,6 +64,8 @@ const ERRORS: Record<string, string> = {
   '404': 'not_found',
   '409': 'lease_lost, already_terminal, idempotency_conflict, not_retryable or output_limit',
   '413': 'payload_too_large',
+  '429':
+    'limit_exceeded: MAX_PENDING_PER_RUNTIME or CREATE_RATE_PER_WORKSPACE; wait for Retry-After (seconds), nothing was created',
   '503': 'store_unavailable or draining',
 };
 
@@ -122,10 +124,10 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         params: [RUNTIME, IDEMPOTENCY, ...TRACE],
         body: 'CreateRequestBody',
         ok: { '201': ['created', 'Request'], '200': ['idempotent replay', 'Request'] },
-        errors: ['400', '409', '413'],
+        errors: ['400', '409', '413', '429'],
       }),
       get: operation({
-        summary: 'List requests, newest first',
+        summary: 'List requests, newest first; with ordering_key, that key’s line, head first',
         security: client,
         params: [RUNTIME, ...queryParams(ListQuery)],
         ok: { '200': ['a page', 'RequestList'] },
@@ -139,7 +141,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         params: [RUNTIME, ...TRACE],
         body: 'CreateBatchBody',
         ok: { '201': ['created', 'BatchResponse'] },
-        errors: ['400', '413'],
+        errors: ['400', '413', '429'],
       }),
     },
     [`${rq}/{id}`]: {
@@ -198,7 +200,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
         security: client,
         params: [RUNTIME, ID],
         ok: { '201': ['the new request', 'Request'] },
-        errors: ['400', '404', '409'],
+        errors: ['400', '404', '409', '429'],
       }),
     },
     '/v1/daemon/heartbeat': {

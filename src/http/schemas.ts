@@ -8,6 +8,7 @@ import {
   ErrorInfo,
   JsonValue,
   MAX_OUTPUT_PAGE,
+  OrderingKey,
   Status,
   TraceContext,
 } from '../../protocol/index.js';
@@ -48,11 +49,28 @@ export const GetQuery = z.object({
   wait_ms: z.coerce.number().int().min(0).max(MAX_WAIT_MS).optional(),
 });
 
-export const ListQuery = z.object({
-  status: Status.optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().min(1).max(1024).optional(),
-});
+/**
+ * `GET .../requests`: newest first; with `ordering_key`, that key's line in order, and
+ * the cursor is a position in the line (the digits of a previous `next_cursor`).
+ */
+export const ListQuery = z
+  .object({
+    status: Status.optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().min(1).max(1024).optional(),
+    ordering_key: OrderingKey.optional(),
+  })
+  .check((ctx) => {
+    const { cursor, ordering_key } = ctx.value;
+    if (ordering_key !== undefined && cursor !== undefined && !/^\d{1,15}$/.test(cursor)) {
+      ctx.issues.push({
+        code: 'custom',
+        message: 'expected the next_cursor of a list by ordering_key',
+        path: ['cursor'],
+        input: cursor,
+      });
+    }
+  });
 
 const Offset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 

@@ -61,7 +61,8 @@ export function runtimeInfo(state: RuntimeState, now: number): RuntimeInfo {
     online: connections.length > 0 || httpOnline,
     last_seen_at: state.lastSeen === null ? null : iso(state.lastSeen),
     connections,
-    pending: state.pending.size,
+    // Held requests of ordering keys are pending too: every pending one has a deadline.
+    pending: state.deadlines.size,
     running: state.leases.size,
   };
 }

@@ -31,12 +31,24 @@ export interface RuntimeState {
   readonly done: ZSet;
   /** Every live or retained id, all scores 0: id order (newest last). */
   readonly ids: ZSet;
+  /** Ordering key -> its line (the key's live ids in creation order); no empty lines. */
+  readonly lines: Map<string, Line>;
   readonly idempotency: Map<string, IdempotencyEntry>;
   /** Output of the requests that have any, by id (removed with the record). */
   readonly outputs: Map<string, OutputLog>;
   readonly connections: Map<string, ConnectionPresence>;
   httpExpiresAt: number | null;
   lastSeen: number | null;
+}
+
+/**
+ * One ordering key's line: its live requests in creation order, each at a position that
+ * only grows (`next` is the one the next joiner gets). The first is the head: the only
+ * one claimable (or running); the others are pending but held.
+ */
+export interface Line {
+  next: number;
+  readonly members: { id: string; pos: number }[];
 }
 
 /** A request's stored output and where its writer's numbering stands. */
@@ -71,6 +83,7 @@ export function newRuntimeState(prefix: string, ref: RuntimeRef): RuntimeState {
     leases: new ZSet(),
     done: new ZSet(),
     ids: new ZSet(),
+    lines: new Map(),
     idempotency: new Map(),
     outputs: new Map(),
     connections: new Map(),
@@ -95,6 +108,7 @@ export interface RequestTemplate {
   max_attempts: number;
   lease_ms: number;
   pending_timeout_ms: number;
+  ordering_key: string | null;
 }
 
 export function templateFromBody(
@@ -109,6 +123,7 @@ export function templateFromBody(
     max_attempts: body.max_attempts ?? 1,
     lease_ms: body.lease_ms ?? settings.leaseMs,
     pending_timeout_ms: body.pending_timeout_ms ?? settings.pendingTimeoutMs,
+    ordering_key: body.ordering_key ?? null,
   };
 }
 
@@ -145,6 +160,7 @@ export function newRecord(
     connection_id: null,
     node_id: null,
     retry_of: retryOf,
+    ordering_key: t.ordering_key,
     trace,
   };
 }

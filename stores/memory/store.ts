@@ -15,8 +15,9 @@ import {
 } from '../../protocol/index.js';
 import { type Bus, MemoryBus } from '../bus.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
-import { StoreError } from '../errors.js';
+import { pendingLimitError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint } from '../ids.js';
+import { type Bucket, bucketTtlMs, takeTokens } from '../rate.js';
 import {
   type ClaimOptions,
   type CreateOptions,
@@ -56,6 +57,8 @@ export class MemoryStore implements RequestStore {
   readonly settings: Readonly<StoreSettings>;
   readonly bus: Bus;
   readonly #table: RuntimeTable;
+  /** CREATE_RATE_PER_WORKSPACE buckets, by workspace (workspaces come from signed tokens). */
+  readonly #rates = new Map<string, Bucket>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const { bus, ...overrides } = options;
@@ -72,6 +75,7 @@ export class MemoryStore implements RequestStore {
     opts: CreateOptions,
   ): Promise<CreateResult> {
     return this.#transact(rt, true, (tx) => {
+      this.#takeRate(tx, 1);
       const key = opts.idempotencyKey;
       const fingerprint = key === undefined ? '' : bodyFingerprint(body);
       if (key !== undefined) {
@@ -79,6 +83,7 @@ export class MemoryStore implements RequestStore {
         if (existing) return { request: copyRecord(existing), created: false };
       }
       const [valid] = validateBodies([body]) as [CreateRequestBody];
+      this.#checkPending(tx, 1);
       const template = templateFromBody(valid, this.settings);
       const record = newRecord(tx, template, opts.createdBy, null, opts.trace ?? null);
       step.insertPending(tx, record);
@@ -98,8 +103,11 @@ export class MemoryStore implements RequestStore {
   ): Promise<RequestRecord[]> {
     return this.#transact(rt, true, (tx) => {
       // Validate and build every record before storing any: nothing is half inserted.
+      const valid = validateBodies(bodies);
+      this.#takeRate(tx, valid.length);
+      this.#checkPending(tx, valid.length);
       const trace = opts.trace ?? null;
-      const records = validateBodies(bodies).map((b) =>
+      const records = valid.map((b) =>
         newRecord(tx, templateFromBody(b, this.settings), opts.createdBy, null, trace),
       );
       for (const r of records) step.insertPending(tx, r);
@@ -216,6 +224,8 @@ export class MemoryStore implements RequestStore {
     return this.#transact(rt, false, (tx) => {
       const original = step.requireRecord(tx, id);
       if (!RETRYABLE.has(original.status)) throw new StoreError('not_retryable');
+      this.#takeRate(tx, 1);
+      this.#checkPending(tx, 1);
       const record = newRecord(tx, original, opts.createdBy, original.id);
       step.insertPending(tx, record);
       this.#touch(tx);
@@ -235,9 +245,12 @@ export class MemoryStore implements RequestStore {
         requeued: [...tx.requeued],
         purged,
         staleConnections,
-        live: state.pending.size + state.leases.size,
+        // Pending counts held requests of ordering keys: every pending one has a deadline.
+        live: state.deadlines.size + state.leases.size,
         retained: state.done.size,
-        pending: state.pending.size,
+        pending: state.deadlines.size,
+        claimable: state.pending.size,
+        oldestPendingAt: step.oldestPendingAt(state),
         connections: state.connections.size,
       };
     });
@@ -354,5 +367,25 @@ export class MemoryStore implements RequestStore {
   /** Mark the runtime as having work, for the sweeper. */
   #touch(tx: Txn): void {
     this.#table.touch(tx.state.ref, tx.now);
+  }
+
+  /** CREATE_RATE_PER_WORKSPACE: takes n tokens (stores/rate.ts) or refuses. */
+  #takeRate(tx: Txn, n: number): void {
+    const limit = this.settings.createRate;
+    if (!limit || n === 0) return;
+    const workspace = tx.state.ref.workspace;
+    let bucket = this.#rates.get(workspace);
+    if (!bucket || tx.now - bucket.at > bucketTtlMs(limit)) {
+      bucket = { tokens: limit.burst, at: tx.now };
+      this.#rates.set(workspace, bucket);
+    }
+    const wait = takeTokens(bucket, limit, n, tx.now);
+    if (wait > 0) throw rateLimitError(limit, wait);
+  }
+
+  /** MAX_PENDING_PER_RUNTIME: every pending request has a pending deadline. */
+  #checkPending(tx: Txn, n: number): void {
+    const limit = this.settings.maxPendingPerRuntime;
+    if (tx.state.deadlines.size + n > limit) throw pendingLimitError(limit);
   }
 }

@@ -30,12 +30,52 @@ function noteUpdate(tx: Txn, r: RequestRecord): void {
   tx.hints.push(encodeHint(r));
 }
 
+/** Put a keyed request at the back of its line; true when it is the head. */
+function lineJoin(state: RuntimeState, r: RequestRecord, key: string): boolean {
+  let line = state.lines.get(key);
+  if (!line) {
+    line = { next: 1, members: [] };
+    state.lines.set(key, line);
+  }
+  line.members.push({ id: r.id, pos: line.next });
+  line.next += 1;
+  return line.members.length === 1;
+}
+
+/**
+ * Take id out of its key's line (an empty line is dropped). Returns the id of the new
+ * head when id was the head and others follow, else undefined.
+ */
+function lineRemove(state: RuntimeState, id: string, key: string): string | undefined {
+  const line = state.lines.get(key);
+  const at = line ? line.members.findIndex((m) => m.id === id) : -1;
+  if (!line || at < 0) return undefined;
+  line.members.splice(at, 1);
+  if (line.members.length === 0) state.lines.delete(key);
+  return at === 0 ? line.members[0]?.id : undefined;
+}
+
+/**
+ * A keyed request is terminal: it leaves its line; when it was the head, the next one
+ * becomes claimable now (as a created entry of its priority), with a wake-up.
+ */
+function lineLeave(tx: Txn, r: RequestRecord, key: string): void {
+  const nextId = lineRemove(tx.state, r.id, key);
+  const next = nextId === undefined ? undefined : tx.state.records.get(nextId);
+  if (next?.status === 'pending') {
+    tx.state.pending.add(next.id, pendingScore(next.priority, false));
+    tx.wake = true;
+  }
+}
+
 /** Store a new pending record (built by the caller, already complete). */
 export function insertPending(tx: Txn, r: RequestRecord): void {
   const { state } = tx;
   state.records.set(r.id, r);
   state.ids.add(r.id, 0);
-  state.pending.add(r.id, pendingScore(r.priority, false));
+  // A keyed request behind its line's head is held: pending, not claimable yet.
+  const claimable = r.ordering_key === null || lineJoin(state, r, r.ordering_key);
+  if (claimable) state.pending.add(r.id, pendingScore(r.priority, false));
   state.deadlines.add(r.id, r.pending_deadline ?? tx.now);
   noteUpdate(tx, r);
   tx.wake = true;
@@ -125,10 +165,14 @@ export function finish(tx: Txn, r: RequestRecord, how: Finish): void {
   state.leases.delete(r.id);
   state.done.add(r.id, now);
   noteUpdate(tx, r);
+  if (r.ordering_key !== null) lineLeave(tx, r, r.ordering_key);
   if (how.status === 'timeout') tx.timedOut.push(r.id);
 }
 
 function forget(state: RuntimeState, id: string): void {
+  // Terminal records have left their line already; a live one forgotten must not stay.
+  const key = state.records.get(id)?.ordering_key;
+  if (key) lineRemove(state, id, key);
   state.records.delete(id);
   state.outputs.delete(id);
   state.pending.delete(id);
@@ -245,6 +289,20 @@ export function requireRecord(tx: Txn, id: string): RequestRecord {
   return r;
 }
 
+/**
+ * When the oldest pending request was created. Within a score (one priority, requeued
+ * or not) members sort by id, a ULID, so by creation: only the head of each is a
+ * candidate, at most two per priority.
+ */
+export function oldestPendingAt(state: RuntimeState): number | null {
+  let oldest: number | null = null;
+  for (const id of state.pending.firstOfEachScore()) {
+    const created = state.records.get(id)?.created_at;
+    if (created !== undefined && (oldest === null || created < oldest)) oldest = created;
+  }
+  return oldest;
+}
+
 /** Apply every due pending deadline and lease expiry of the runtime. */
 export function expireDue(tx: Txn): void {
   const { state, now } = tx;
@@ -274,6 +332,7 @@ export function purgeIdempotency(tx: Txn): void {
 
 /** One page of records, newest first, below the cursor (the last id of the prior page). */
 export function listPage(tx: Txn, opts: ListOptions): ListResult {
+  if (opts.ordering_key !== undefined) return linePage(tx, opts, opts.ordering_key);
   const { state } = tx;
   const { cursor, status, limit } = opts;
   const page: RequestRecord[] = [];
@@ -283,6 +342,24 @@ export function listPage(tx: Txn, opts: ListOptions): ListResult {
     // One match past the page says there is a next page.
     if (page.length >= limit) return { requests: page, next_cursor: page.at(-1)?.id ?? null };
     page.push(copyRecord(r));
+  }
+  return { requests: page, next_cursor: null };
+}
+
+/** One page of a key's line, head first, after the cursor (a position in the line). */
+function linePage(tx: Txn, opts: ListOptions, key: string): ListResult {
+  const { state } = tx;
+  const { status, limit } = opts;
+  const after = opts.cursor === undefined ? 0 : Number(opts.cursor);
+  const page: RequestRecord[] = [];
+  let lastPos = 0;
+  for (const m of state.lines.get(key)?.members ?? []) {
+    if (m.pos <= after) continue;
+    const r = state.records.get(m.id);
+    if (!r || (status !== undefined && r.status !== status)) continue;
+    if (page.length >= limit) return { requests: page, next_cursor: String(lastPos) };
+    page.push(copyRecord(r));
+    lastPos = m.pos;
   }
   return { requests: page, next_cursor: null };
 }

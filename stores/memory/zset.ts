@@ -46,6 +46,16 @@ export class ZSet {
     return this.#entries[0]?.member;
   }
 
+  /** The first member of each distinct score, in order (the heads of its bands). */
+  *firstOfEachScore(): Generator<string> {
+    let i = 0;
+    while (i < this.#entries.length) {
+      const entry = this.#entries[i] as Entry;
+      yield entry.member;
+      i = this.#above(entry.score);
+    }
+  }
+
   /** Members with score <= max, in order (a copy: safe to mutate the set meanwhile). */
   upTo(max: number): string[] {
     const out: string[] = [];
@@ -66,6 +76,18 @@ export class ZSet {
       const entry = this.#entries[i];
       if (entry) yield entry.member;
     }
+  }
+
+  /** Index of the first entry with a score above `score`. */
+  #above(score: number): number {
+    let lo = 0;
+    let hi = this.#entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#entries[mid] as Entry).score <= score) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** Index of the first entry not ranked before (score, member). */

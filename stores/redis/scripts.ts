@@ -27,6 +27,7 @@ export const SCRIPT_NAMES = [
   'forget_runtime',
   'touch_runtime',
   'lock_bucket',
+  'rate',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
@@ -76,7 +77,7 @@ export function runtimeArgv(call: RuntimeCall): (string | number)[] {
   return [k.recordPrefix, call.now ?? '', k.updates, k.wake, call.retentionMs];
 }
 
-/** Items as create.lua reads them: 10 fields each. */
+/** Items as create.lua reads them: 11 fields each. */
 export interface CreateItem {
   id: string;
   kind: string;
@@ -86,6 +87,8 @@ export interface CreateItem {
   pending_timeout_ms: number;
   lease_ms: number;
   created_by: string;
+  /** '' for none. */
+  ordering_key: string;
   /** The create's trace context ('' fields: none, nothing stored). */
   traceparent: string;
   tracestate: string;
@@ -96,6 +99,7 @@ export function createArgs(
   rt: { workspace: string; runtime: string },
   items: readonly CreateItem[],
   idem: { key: string; fingerprint: string; ttlMs: number } | undefined,
+  maxPending: number,
 ): { keys: string[]; argv: (string | number)[] } {
   const keys = runtimeKeyList(call.keys);
   if (idem) keys.push(call.keys.idem(idem.key));
@@ -105,6 +109,7 @@ export function createArgs(
     rt.runtime,
     idem?.fingerprint ?? '',
     idem?.ttlMs ?? 0,
+    maxPending,
     items.length,
   ];
   for (const it of items) {
@@ -117,6 +122,7 @@ export function createArgs(
       it.pending_timeout_ms,
       it.lease_ms,
       it.created_by,
+      it.ordering_key,
       it.traceparent,
       it.tracestate,
     );

@@ -6,7 +6,7 @@
 
 import type { CreateRequestBody, RuntimeInfo, TraceContext } from '../../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
-import { fromScriptCode, isStoreError, StoreError } from '../errors.js';
+import { fromScriptCode, isStoreError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint, newRequestId } from '../ids.js';
 import {
   parseRuntimeTag,
@@ -14,9 +14,11 @@ import {
   sweepBucketKey,
   sweepBucketOf,
   sweepLockKey,
+  workspaceRateKey,
   workspaceRuntimesKey,
 } from '../keys.js';
 import { runtimeInfo } from '../presence.js';
+import { bucketTtlMs } from '../rate.js';
 import { decodeRecord } from '../record-fields.js';
 import {
   type ClaimOptions,
@@ -61,6 +63,8 @@ type Flat = string[];
 const SEEN_REFRESH_MS = 60_000;
 /** Runtimes remembered for that; past it the memory starts over (a ZADD each, once). */
 const SEEN_CACHE_SIZE = 100_000;
+/** Workspaces whose create-rate refusal a node remembers (past it, it forgets them all). */
+const DENIED_WORKSPACES = 10_000;
 
 export class RedisStore implements RequestStore {
   readonly kind = 'redis';
@@ -69,6 +73,8 @@ export class RedisStore implements RequestStore {
   readonly #owned: boolean;
   readonly #touched = new Map<string, number>();
   readonly #listed = new Set<string>();
+  /** CREATE_RATE_PER_WORKSPACE: until when a workspace has no token (see #admit). */
+  readonly #deniedUntil = new Map<string, number>();
   /** Runtime tag -> when #seen last moved it in its workspace's list (store clock). */
   readonly #seenAt = new Map<string, number>();
 
@@ -116,8 +122,36 @@ export class RedisStore implements RequestStore {
     } catch (err) {
       throw unavailable(err);
     }
-    if (typeof reply === 'number' && reply < 0) throw fromScriptCode(reply);
+    if (typeof reply === 'number' && reply < 0) throw fromScriptCode(reply, this.settings);
     return reply;
+  }
+
+  /**
+   * Takes `n` tokens of the workspace's create rate (CREATE_RATE_PER_WORKSPACE), or
+   * refuses with `limit_exceeded` and when they are due. Its own call, on the
+   * workspace's slot: a create the runtime's script then refuses has still used them.
+   */
+  async #admit(workspace: string, n: number): Promise<void> {
+    const limit = this.settings.createRate;
+    if (!limit || n === 0) return;
+    // Refused for want of one token, a workspace has none before then: every create
+    // needs one, so until then this node answers without asking Redis. A flood of
+    // refused creates costs the store nothing.
+    const now = this.#now() ?? Date.now();
+    const denied = this.#deniedUntil.get(workspace);
+    if (denied !== undefined) {
+      if (now < denied) throw rateLimitError(limit, denied - now);
+      this.#deniedUntil.delete(workspace);
+    }
+    const key = workspaceRateKey(this.settings.prefix, workspace);
+    const argv = [this.#now() ?? '', limit.rate, limit.burst, n, bucketTtlMs(limit)];
+    const wait = Number(await this.#run('rate', { keys: [key], argv }));
+    if (wait === 0) return;
+    if (n === 1) {
+      if (this.#deniedUntil.size >= DENIED_WORKSPACES) this.#deniedUntil.clear();
+      this.#deniedUntil.set(workspace, now + wait);
+    }
+    throw rateLimitError(limit, wait);
   }
 
   async #record(
@@ -173,6 +207,7 @@ export class RedisStore implements RequestStore {
       pending_timeout_ms: b.pending_timeout_ms ?? this.settings.pendingTimeoutMs,
       lease_ms: b.lease_ms ?? this.settings.leaseMs,
       created_by: createdBy,
+      ordering_key: b.ordering_key ?? '',
       traceparent: trace?.traceparent ?? '',
       tracestate: trace?.tracestate ?? '',
     }));
@@ -189,10 +224,12 @@ export class RedisStore implements RequestStore {
   > {
     // Validated before anything is written: a refused create leaves no trace at all.
     const valid = validateBodies(bodies);
+    await this.#admit(rt.workspace, valid.length);
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
     const items = this.#items(valid, createdBy, trace);
-    const reply = (await this.#run('create', createArgs(call, rt, items, idem))) as [
+    const maxPending = this.settings.maxPendingPerRuntime;
+    const reply = (await this.#run('create', createArgs(call, rt, items, idem, maxPending))) as [
       number,
       number | Flat,
     ];
@@ -242,7 +279,13 @@ export class RedisStore implements RequestStore {
   async list(rt: RuntimeRef, opts: ListOptions): Promise<ListResult> {
     const reply = (await this.#run(
       'list',
-      runtimeArgs(this.#call(rt), [opts.status ?? '', opts.limit, opts.cursor ?? '', LIST_BUDGET]),
+      runtimeArgs(this.#call(rt), [
+        opts.status ?? '',
+        opts.limit,
+        opts.cursor ?? '',
+        LIST_BUDGET,
+        opts.ordering_key ?? '',
+      ]),
     )) as [string, ...Flat[]];
     const [cursor, ...records] = reply;
     return { requests: records.map(decodeRecord), next_cursor: cursor === '' ? null : cursor };
@@ -348,10 +391,12 @@ export class RedisStore implements RequestStore {
   }
 
   async retry(rt: RuntimeRef, id: string, opts: { createdBy: string }): Promise<RequestRecord> {
+    await this.#admit(rt.workspace, 1);
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
     const newId = newRequestId(call.now ?? Date.now());
-    const reply = await this.#run('retry', runtimeArgs(call, [id, newId, opts.createdBy]));
+    const argv = [id, newId, opts.createdBy, this.settings.maxPendingPerRuntime];
+    const reply = await this.#run('retry', runtimeArgs(call, argv));
     await this.#known(rt, call.keys.tag);
     return decodeRecord(reply as Flat);
   }
@@ -365,6 +410,8 @@ export class RedisStore implements RequestStore {
       live: 0,
       retained: 0,
       pending: 0,
+      claimable: 0,
+      oldestPendingAt: null,
       connections: 0,
     };
     const started = performance.now();
@@ -374,9 +421,23 @@ export class RedisStore implements RequestStore {
         string[],
         ...number[],
       ];
-      const [timedOut, requeued, purged, stale, live, retained, more, pending, present] = reply as [
+      const [
+        timedOut,
+        requeued,
+        purged,
+        stale,
+        live,
+        retained,
+        more,
+        pending,
+        present,
+        oldest,
+        claimable,
+      ] = reply as [
         string[],
         string[],
+        number,
+        number,
         number,
         number,
         number,
@@ -392,7 +453,9 @@ export class RedisStore implements RequestStore {
       out.live = live;
       out.retained = retained;
       out.pending = pending;
+      out.claimable = claimable;
       out.connections = present;
+      out.oldestPendingAt = oldest > 0 ? oldest : null;
       if (more !== 1 || performance.now() - started >= EXPIRE_BUDGET_MS) return out;
     }
   }
@@ -586,6 +649,7 @@ function newRecord(rt: RuntimeRef, it: CreateItem, now: number): RequestRecord {
     connection_id: null,
     node_id: null,
     retry_of: null,
+    ordering_key: it.ordering_key === '' ? null : it.ordering_key,
     trace: it.traceparent === '' ? null : traceContext(it.traceparent, it.tracestate),
   };
 }

@@ -337,3 +337,37 @@ describe('browser client', () => {
     expect(await fail(unreachable.runtimes())).toMatchObject({ status: 0, code: 'network_error' });
   });
 });
+
+describe('browser client against a quota', () => {
+  let node: SwitchboardNode;
+  afterAll(async () => {
+    await node?.kill();
+  });
+
+  it('waits out a 429 limit_exceeded for its Retry-After and tries again; gives it up past its retries', async () => {
+    // One create per second in the workspace, burst 1.
+    node = await startTestNode({ CREATE_RATE_PER_WORKSPACE: '1/1' });
+    const token = await clientToken('acme');
+    const patient = createClient({ url: node.url, token });
+    const impatient = createClient({ url: node.url, token, rateLimit: { retries: 0 } });
+    const posts = vi.spyOn(globalThis, 'fetch');
+    try {
+      await patient.send('laptop', 'job'); // the token there was
+      const refused = await impatient.send('laptop', 'job').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(SwitchboardError);
+      expect(refused).toMatchObject({ status: 429, code: 'limit_exceeded', retryAfterMs: 1000 });
+      const before = posts.mock.calls.length;
+      const created = await patient.send('laptop', 'job');
+      expect(created.status).toBe('pending');
+      // Refused once (no token yet), then accepted after waiting.
+      expect(posts.mock.calls.length - before).toBe(2);
+    } finally {
+      posts.mockRestore();
+      patient.close();
+      impatient.close();
+    }
+  });
+});

@@ -9,11 +9,34 @@
  * every node is healthy, no long-poll and no subscribe may hang on any node; and:
  * nothing lost, nothing done twice, nobody left waiting.
  *
+ * Output streams (DESIGN.md section 6). About one request in seven is marked in its
+ * payload (`stream`: 3 to 32 chunks); its handler writes that many chunks with
+ * `ctx.output`, with small awaits between (up to a second in all), before its result,
+ * and its daemon logs per attempt (id, epoch) every value it wrote and which writes
+ * resolved (the hub stored them) or rejected (lease_lost ...). A bounded number of
+ * those requests are also followed while they run: by a client websocket (`subscribe`
+ * with `output: true`, resubscribed on any live node with `after` = the last offset it
+ * has after every drop, and after an error frame) or by SSE (reconnected with `Last-Event-ID`). Each reader
+ * keeps every chunk as it came until it sees the terminal state. At the end, for every
+ * streaming request:
+ *   O1 its stored output, read by HTTP paging, has offsets 1..N, each once, in order;
+ *      the epochs never decrease along the offsets and none is past the record's epoch
+ *      (chunks of a new attempt follow those of the abandoned one).
+ *   O2 the chunks of each epoch were written by the attempt that ran at that epoch:
+ *      they are a prefix of what it wrote, in order (an abandoned attempt may have
+ *      written more than was stored, the fence refusing the rest), and they include every
+ *      write whose promise resolved (an ack means stored). If the request completed, the
+ *      chunks of the record's epoch are exactly what that attempt wrote, every write
+ *      resolved (the result is reported only once its output is stored).
+ *   O3 every reader's reassembled output is the stored output: the same chunks
+ *      (offset, epoch, data), in order, none missing, none repeated.
+ *
  * Bounded by default (under two minutes, part of `npm test`); CHAOS_LONG=1 runs longer.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
 import { auth, clientToken, SECRET } from '../helpers/node.js';
+import type { Chunk } from '../helpers/output.js';
 import {
   awaitAllReady,
   checkLongPolls,
@@ -22,6 +45,8 @@ import {
   IDLE_RUNTIME,
 } from './end-checks.js';
 import { ChaosCluster, type NodeProcess } from './harness.js';
+import { type AttemptLog, checkReassembled, checkStored } from './output-checks.js';
+import { type Followed, followBySse, OutputSocket } from './output-readers.js';
 import { SocketWaiter, TERMINAL, type Tracked } from './waiters.js';
 
 const LONG = process.env.CHAOS_LONG === '1';
@@ -32,6 +57,9 @@ const RUNTIMES = ['rt-0', 'rt-1', 'rt-2', 'rt-3'];
 const DAEMONS = 20;
 const LEASE_MS = 3_000;
 const STORE_LOST_DRAIN_MS = 1_500;
+const FAULT_OVERTIME_MS = 20_000;
+/** Most streaming requests followed by client websocket, and by SSE. */
+const OUTPUT_READERS = { socket: 60, sse: 30 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
@@ -80,6 +108,44 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       // ---- daemons: each execution logged; each accepted report counted ---------------
       const executions = new Map<string, number[]>(); // id -> epochs it ran at
       const acceptedReports = new Map<string, number>();
+      const attempts = new Map<string, Map<number, AttemptLog>>(); // id -> epoch -> log
+      const ranTwice: string[] = []; // attempts (id:epoch) whose handler ran twice
+
+      /** Streams `count` chunks from the attempt, logging what it wrote and how it went. */
+      async function streamOutput(
+        daemon: number,
+        ctx: { id: string; epoch: number; output: (data: unknown) => Promise<void> },
+        n: number,
+        count: number,
+      ): Promise<void> {
+        const byEpoch = attempts.get(ctx.id) ?? new Map<number, AttemptLog>();
+        attempts.set(ctx.id, byEpoch);
+        if (byEpoch.has(ctx.epoch)) ranTwice.push(`${ctx.id}:${ctx.epoch}`);
+        const log: AttemptLog = { daemon, sent: [], resolvedUpTo: 0, rejected: {} };
+        byEpoch.set(ctx.epoch, log);
+        let refused = false;
+        const writes: Promise<void>[] = [];
+        for (let k = 1; k <= count && !refused; k++) {
+          const data = { n, e: ctx.epoch, k };
+          log.sent.push(data);
+          const write = ctx.output(data).then(
+            () => {
+              log.resolvedUpTo = Math.max(log.resolvedUpTo, k);
+            },
+            (err: { code?: string }) => {
+              const code = err.code ?? 'error';
+              log.rejected[code] = (log.rejected[code] ?? 0) + 1;
+              refused = true;
+            },
+          );
+          writes.push(write);
+          // Some writes awaited (paced to the hub), the others not, with small waits; two
+          // streams in five slower, so that more faults land in the middle of one.
+          if (k % 4 === 0) await write;
+          else await sleep(n % 5 < 2 ? 15 + Math.random() * 30 : 1 + Math.random() * 8);
+        }
+        await Promise.all(writes);
+      }
       for (let i = 0; i < DAEMONS; i++) {
         const runtime = RUNTIMES[i % RUNTIMES.length] as string;
         const jwt = await auth.sign(
@@ -98,6 +164,8 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
               const runs = executions.get(ctx.id) ?? [];
               runs.push(ctx.epoch);
               executions.set(ctx.id, runs);
+              const { n, stream } = payload as { n: number; stream?: number };
+              if (stream) await streamOutput(i, ctx, n, stream);
               await sleep(5 + Math.random() * 45);
               return { by: i, payload };
             },
@@ -113,14 +181,51 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const idle = await createIdle(c, token);
       const tracked = new Map<string, Tracked>();
       const sockets = Array.from({ length: 4 }, () => new SocketWaiter(c, token));
+      const outputSockets = Array.from({ length: 2 }, () => new OutputSocket(c, token));
+      const followed: Followed[] = [];
+      const stopReaders = new AbortController();
+      const sseReaders: Promise<void>[] = [];
+      let streaming = 0;
+      /** Some streaming requests get a reader too, spread over the load, bounded. */
+      function followOutput(t: Tracked): void {
+        const s = streaming++;
+        const count = (by: Followed['by']) => followed.filter((f) => f.by === by).length;
+        const by =
+          s % 6 === 0 && count('socket') < OUTPUT_READERS.socket
+            ? 'socket'
+            : s % 12 === 3 && count('sse') < OUTPUT_READERS.sse
+              ? 'sse'
+              : null;
+        if (!by) return;
+        const f: Followed = { id: t.id, runtime: t.runtime, by, got: [], reconnects: 0 };
+        followed.push(f);
+        const onSocket = outputSockets[followed.length % outputSockets.length] as OutputSocket;
+        if (by === 'socket') onSocket.follow(f);
+        else sseReaders.push(followBySse(c, token, f, stopReaders.signal));
+      }
       let created = 0;
       let createRetries = 0;
       const loadEnds = Date.now() + PLAN.loadSeconds * 1000;
+      // On a loaded machine a fault round takes longer (a node restart waits for it to be
+      // ready) and the process-and-Redis lane may not get round to every kind in time: it
+      // goes on, up to FAULT_OVERTIME_MS, until each has happened once, and the load with it.
+      const LANE_KINDS: (keyof typeof faults)[] = [
+        'sigkill',
+        'sigterm',
+        'pubsubKill',
+        'redisRestart',
+        'redisSigkill',
+        'socketDrops',
+      ];
+      const laneMissing = () => LANE_KINDS.some((k) => faults[k] === 0);
+      let overtime = false;
 
       async function createOne(n: number): Promise<void> {
         const runtime = pick(RUNTIMES);
         const maxAttempts = n % 3 === 0 ? 3 : 1;
-        const body = JSON.stringify({ kind: 'job', payload: { n }, max_attempts: maxAttempts });
+        const stream = n % 7 === 3 ? 3 + ((n * 13) % 30) : 0;
+        const payload = stream ? { n, stream } : { n };
+        const body = JSON.stringify({ kind: 'job', payload, max_attempts: maxAttempts });
         for (;;) {
           try {
             const res = await fetch(`${c.liveNode().url}/v1/runtimes/${runtime}/requests`, {
@@ -141,8 +246,10 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
                 maxAttempts,
                 createdAt: Date.now(),
                 waiter: n % 2 === 0 ? 'poll' : 'socket',
+                stream,
               };
               tracked.set(r.id, t);
+              if (stream) followOutput(t);
               if (t.waiter === 'poll') void pollUntilTerminal(t);
               else (sockets[n % sockets.length] as SocketWaiter).watch(t);
               return;
@@ -190,7 +297,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         );
 
       const producers = Array.from({ length: PLAN.producers }, async () => {
-        while (created < PLAN.requests && Date.now() < loadEnds) {
+        while (created < PLAN.requests && (Date.now() < loadEnds || overtime)) {
           const n = created++;
           await createOne(n);
           await sleep(Math.random() * 20);
@@ -205,7 +312,11 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const freeNode = () => pick(c.nodes.filter((n) => n.running && !busy.has(n)));
       const chaos = (async () => {
         let round = 0;
-        while (Date.now() < loadEnds - 3_000) {
+        while (
+          Date.now() < loadEnds - 3_000 ||
+          (laneMissing() && Date.now() < loadEnds + FAULT_OVERTIME_MS)
+        ) {
+          overtime = Date.now() >= loadEnds - 3_000;
           round++;
           await sleep(800 + Math.random() * 700);
           if (Math.random() < 0.5) faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
@@ -244,6 +355,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             faults.socketDrops += pick(c.proxies).dropAll() > 0 ? 1 : 0;
           }
         }
+        overtime = false;
       })();
 
       const nodeFaults = (async () => {
@@ -312,11 +424,14 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         .toEqual([]);
 
       // ---- settle: every waiter sees its request end ------------------------------------
-      const allSeen = () => [...tracked.values()].every((t) => t.seenTerminal);
+      const allSeen = () =>
+        [...tracked.values()].every((t) => t.seenTerminal) && followed.every((f) => f.ended);
       // Once the end checks have found a hang, waiting longer only delays the report.
       const settleBy = Date.now() + (endFailures.length > 0 ? 15_000 : 120_000);
       while (!allSeen() && Date.now() < settleBy) await sleep(200);
-      for (const s of sockets) s.close();
+      for (const s of [...sockets, ...outputSockets]) s.close();
+      stopReaders.abort();
+      await Promise.all(sseReaders);
 
       // ---- the truth, read back from the hub ---------------------------------------------
       const finalStatus = new Map<string, string>();
@@ -334,13 +449,16 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           await sleep(100);
         }
       };
+      const finalEpoch = new Map<string, number>();
       for (const t of tracked.values()) {
         const r = (await read(`/v1/runtimes/${t.runtime}/requests/${t.id}`)) as {
           status: string;
           attempt: number;
+          epoch: number;
           error: { code: string } | null;
         };
         finalStatus.set(t.id, r.status);
+        finalEpoch.set(t.id, r.epoch);
         requeues += Math.max(0, r.attempt - 1);
         if (r.status === 'timeout') {
           const code = r.error?.code ?? 'none';
@@ -360,6 +478,70 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           cursor = page.next_cursor;
         } while (cursor);
       }
+
+      // ---- output: stored, as the daemons sent it, as the readers reassembled it ----------
+      const storedOutput = new Map<string, Chunk[]>();
+      const outputFailures = [...ranTwice.map((a) => `${a}: the handler ran twice`)];
+      for (const t of tracked.values()) {
+        if (!t.stream) continue;
+        const chunks: Chunk[] = [];
+        for (let after = 0; ; ) {
+          const page = (await read(
+            `/v1/runtimes/${t.runtime}/requests/${t.id}/output?after=${after}&limit=1000`,
+          )) as { chunks: Chunk[]; next_after: number; done: boolean };
+          chunks.push(...page.chunks);
+          after = page.next_after;
+          if (page.done) break;
+          if (page.chunks.length === 0) {
+            // Every request is terminal by now: its last page says done.
+            outputFailures.push(`${t.id}: an empty output page after ${after}, not done`);
+            break;
+          }
+        }
+        storedOutput.set(t.id, chunks);
+      }
+      for (const [id, stored] of storedOutput) {
+        const record = { status: finalStatus.get(id) as string, epoch: finalEpoch.get(id) ?? -1 };
+        outputFailures.push(...checkStored(id, stored, record, attempts.get(id) ?? new Map()));
+      }
+      for (const f of followed) {
+        if (!f.ended) outputFailures.push(`${f.id}: its ${f.by} reader never saw it end`);
+        else {
+          const stored = storedOutput.get(f.id) ?? [];
+          outputFailures.push(...checkReassembled(f.id, `${f.by} reader`, f.got, stored));
+        }
+      }
+      const outputFigures = {
+        streaming: storedOutput.size,
+        completed: [...storedOutput.keys()].filter((id) => finalStatus.get(id) === 'completed')
+          .length,
+        chunksStored: [...storedOutput.values()].reduce((n, cs) => n + cs.length, 0),
+        chunksWritten: [...attempts.values()].reduce(
+          (n, byEpoch) => n + [...byEpoch.values()].reduce((m, a) => m + a.sent.length, 0),
+          0,
+        ),
+        withEarlierEpochs: [...storedOutput.values()].filter(
+          (cs) => new Set(cs.map((c) => c.epoch)).size > 1,
+        ).length,
+        writesRejected: {} as Record<string, number>,
+        readers: { socket: 0, sse: 0 },
+        readerReconnects: followed.reduce((n, f) => n + f.reconnects, 0),
+      };
+      for (const byEpoch of attempts.values()) {
+        for (const a of byEpoch.values()) {
+          for (const [code, k] of Object.entries(a.rejected)) {
+            outputFigures.writesRejected[code] = (outputFigures.writesRejected[code] ?? 0) + k;
+          }
+        }
+      }
+      for (const f of followed) outputFigures.readers[f.by] += 1;
+      console.info(
+        `chaos output: ${JSON.stringify(outputFigures)}, ${outputFailures.length} failed` +
+          `${outputFailures.length ? `:\n  ${outputFailures.slice(0, 20).join('\n  ')}` : ''}`,
+      );
+      expect
+        .soft(outputFailures, 'output stored as sent, and reassembled as stored (O1-O3)')
+        .toEqual([]);
 
       // ---- figures ------------------------------------------------------------------------
       const statuses: Record<string, number> = {};

@@ -13,6 +13,8 @@ export interface Tracked {
   maxAttempts: number;
   createdAt: number;
   waiter: 'poll' | 'socket';
+  /** Chunks of output its handler streams before the result (0: none). */
+  stream: number;
   seenTerminal?: { status: string; at: number };
   /** The node a socket waiter last subscribed on, for the failure message. */
   via?: string;

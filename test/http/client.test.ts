@@ -181,6 +181,68 @@ describe('get and list', () => {
   });
 });
 
+describe('ordering keys', () => {
+  it('shows ordering_key in the record (null without one) and validates it', async () => {
+    const keyed = await h.call('POST', RQ, { body: { kind: 'a', ordering_key: 'cart:42/x-1' } });
+    expect(keyed.status).toBe(201);
+    expect(keyed.body.ordering_key).toBe('cart:42/x-1');
+    const plain = await h.call('POST', RQ, { body: { kind: 'a' } });
+    expect(plain.body.ordering_key).toBeNull();
+    expect((await h.call('GET', `${RQ}/${keyed.body.id}`)).body).toEqual(keyed.body);
+    for (const bad of ['', 'has space', 'k'.repeat(129), 'ümlaut', 7]) {
+      const res = await h.call('POST', RQ, { body: { kind: 'a', ordering_key: bad } });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_request');
+      expect(res.body.error.details[0].path).toEqual(['ordering_key']);
+    }
+    const batch = await h.call('POST', `${RQ}/batch`, {
+      body: {
+        requests: [
+          { kind: 'a', ordering_key: 'ok' },
+          { kind: 'b', ordering_key: 'n o' },
+        ],
+      },
+    });
+    expect(batch.status).toBe(400);
+    expect(batch.body.error.details[0].path).toEqual(['requests', 1, 'ordering_key']);
+  });
+
+  it('lists one line in order with ?ordering_key=, page by page', async () => {
+    const made = await h.call('POST', `${RQ}/batch`, {
+      body: {
+        requests: [
+          { kind: 'a', ordering_key: 'k' },
+          { kind: 'b', ordering_key: 'other' },
+          { kind: 'c', ordering_key: 'k' },
+          { kind: 'd' },
+          { kind: 'e', ordering_key: 'k' },
+        ],
+      },
+    });
+    const want = made.body.requests
+      .filter((r: { ordering_key: string | null }) => r.ordering_key === 'k')
+      .map((r: { id: string }) => r.id);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const res = await h.call('GET', `${RQ}?ordering_key=k&limit=2${q}`);
+      expect(res.status).toBe(200);
+      seen.push(...res.body.requests.map((r: { id: string }) => r.id));
+      cursor = res.body.next_cursor;
+      pages++;
+    } while (cursor !== null && pages < 10);
+    expect(seen).toEqual(want);
+    expect(pages).toBe(2);
+    for (const q of ['ordering_key=a%20b', 'ordering_key=k&cursor=01J00000000000000000000000']) {
+      const res = await h.call('GET', `${RQ}?${q}`);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_request');
+    }
+  });
+});
+
 describe('cancel and retry', () => {
   it('cancels once (200), then 409 already_terminal', async () => {
     const created = await h.call('POST', RQ, { body: { kind: 'a' } });

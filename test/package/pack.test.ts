@@ -284,6 +284,8 @@ describe('the installed declarations', () => {
   type DaemonState,
   type Handler,
   loadConfig,
+  OutputError,
+  type OutputErrorCode,
   type Request,
   type RuntimeInfo,
   type Status,
@@ -302,6 +304,17 @@ const daemon: Daemon = connectDaemon(options);
 const same: Daemon = connect(options);
 daemon.on('state', (state: DaemonState) => console.log(state));
 void same.close();
+
+const streamed: Handler = async (_payload, ctx) => {
+  try {
+    await ctx.output({ progress: 1 });
+  } catch (err) {
+    const code: OutputErrorCode | undefined = err instanceof OutputError ? err.code : undefined;
+    return code;
+  }
+  return null;
+};
+void streamed;
 
 // @ts-expect-error: the url is a string (or several), not a number
 connectDaemon({ url: 8080, token: 't', handlers: {} });

@@ -723,6 +723,33 @@ export function storeContract(h: StoreHarness): void {
       expect(await store.expire(RT)).toMatchObject({ pending: 2, connections: 0 });
     });
 
+    it('tells the sweeper when the oldest pending request was created, whatever its priority', async () => {
+      const { store, create, claim, clock } = await setup({ leaseMs: 1_000 });
+      expect(await store.expire(RT)).toMatchObject({ pending: 0, oldestPendingAt: null });
+      const first = clock.t;
+      const a = await create({ priority: 0, max_attempts: 2 });
+      clock.advance(1_000);
+      await create({ priority: 0 });
+      clock.advance(1_000);
+      const high = await create({ priority: 9 });
+      clock.advance(1_000);
+      const mid = await create({ priority: 5 });
+      // The oldest sits in the lowest band, behind newer work of higher priorities.
+      expect(await store.expire(RT)).toMatchObject({ pending: 4, oldestPendingAt: first });
+      // Claimed by priority, then age: the next oldest counts.
+      expect((await claim(3)).map((r) => r.id)).toEqual([high.id, mid.id, a.id]);
+      expect(await store.expire(RT)).toMatchObject({ pending: 1, oldestPendingAt: first + 1_000 });
+      // a's lease lapses: requeued at the front of its band, it counts from its creation.
+      clock.advance(1_000);
+      expect(await store.expire(RT)).toMatchObject({
+        requeued: [a.id],
+        pending: 2,
+        oldestPendingAt: first,
+      });
+      await claim(2);
+      expect(await store.expire(RT)).toMatchObject({ pending: 0, oldestPendingAt: null });
+    });
+
     it('refreshes several connections of a runtime in one call', async () => {
       const { store, clock } = await setup();
       const conn = (id: string, inFlight: number) => ({

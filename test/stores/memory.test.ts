@@ -3,7 +3,9 @@ import { describe } from 'vitest';
 import { MemoryStore } from '../../stores/memory/store.js';
 import { type StoreHarness, storeContract } from './contract.js';
 import { storeConsistencyContract } from './contract-consistency.js';
+import { storeOrderingContract } from './contract-ordering.js';
 import { storeOutputContract } from './contract-output.js';
+import { storeQuotaContract } from './contract-quotas.js';
 
 const harness: StoreHarness = {
   async open(settings) {
@@ -25,4 +27,6 @@ describe('MemoryStore', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeQuotaContract(harness);
+  storeOrderingContract(harness);
 });

@@ -8,11 +8,13 @@ import type { RequestStore } from '../../stores/store.js';
 import { RedisCluster, RedisServer, uniquePrefix } from '../helpers/redis.js';
 import { storeContract } from './contract.js';
 import { type ConsistencyHarness, storeConsistencyContract } from './contract-consistency.js';
+import { type OrderingHarness, storeOrderingContract } from './contract-ordering.js';
 import { type OutputHarness, storeOutputContract } from './contract-output.js';
+import { storeQuotaContract } from './contract-quotas.js';
 
 function redisHarness(
   target: () => RedisTarget,
-): ConsistencyHarness & OutputHarness & { closeAll(): Promise<void> } {
+): ConsistencyHarness & OutputHarness & OrderingHarness & { closeAll(): Promise<void> } {
   const opened: RequestStore[] = [];
   const track = <T extends RequestStore>(s: T) => {
     opened.push(s);
@@ -57,6 +59,10 @@ function redisHarness(
     async outputKeyTtl(store, rt, id) {
       return (store as RedisStore).redis.pttl(runtimeKeys(store.settings.prefix, rt).output(id));
     },
+    async lineExists(store, rt, key) {
+      const redis = (store as RedisStore).redis;
+      return (await redis.exists(runtimeKeys(store.settings.prefix, rt).line(key))) === 1;
+    },
     async closeAll() {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     },
@@ -76,6 +82,8 @@ describe('RedisStore on a redis-server', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeQuotaContract(harness);
+  storeOrderingContract(harness);
 });
 
 describe('RedisStore on a Redis Cluster', () => {
@@ -91,4 +99,6 @@ describe('RedisStore on a Redis Cluster', () => {
   storeContract(harness);
   storeConsistencyContract(harness);
   storeOutputContract(harness);
+  storeQuotaContract(harness);
+  storeOrderingContract(harness);
 });

@@ -18,7 +18,17 @@ describe('script keys', () => {
   it.each(runtimes)('all keys of $workspace/$runtime share one slot', (rt) => {
     const keys = runtimeKeys('sb', rt);
     const call = { keys, now: undefined, retentionMs: 1000 };
-    const create = createArgs(call, rt, [], { key: 'idem{weird}key', fingerprint: 'f', ttlMs: 1 });
+    const create = createArgs(
+      call,
+      rt,
+      [],
+      {
+        key: 'idem{weird}key',
+        fingerprint: 'f',
+        ttlMs: 1,
+      },
+      100,
+    );
     const other = runtimeArgs(call, []);
     const derived = [keys.record('01ABC'), keys.idem('x'), `${other.argv[0]}01XYZ`];
     const slots = new Set([...create.keys, ...other.keys, ...derived].map((k) => calculateSlot(k)));
@@ -27,7 +37,7 @@ describe('script keys', () => {
   });
 
   it('every per-runtime script uses the common calling convention', () => {
-    const bucketScripts = new Set(['forget_runtime', 'touch_runtime', 'lock_bucket']);
+    const bucketScripts = new Set(['forget_runtime', 'touch_runtime', 'lock_bucket', 'rate']);
     const perRuntime = SCRIPT_NAMES.filter((n) => !bucketScripts.has(n));
     for (const name of perRuntime) {
       const src = scriptSource(name);

@@ -5,14 +5,46 @@
 -- when nothing follows, as in the memory store: never a cursor to an empty page, unless
 -- the budget ran out before the index did.
 -- `running` is read from the leases instead: exact, whatever the budget.
+-- With an ordering key it lists that key's line instead, in line order (head first):
+-- its live requests; the cursor is then a position in the line.
 -- KEYS[1..6], ARGV[1..5]  see includes/common.lua
--- ARGV[6]  status filter or ''   ARGV[7] limit   ARGV[8] cursor (an id) or ''
--- ARGV[9]  budget (max records examined)
+-- ARGV[6]  status filter or ''   ARGV[7] limit   ARGV[8] cursor (an id, or a line
+-- position with ARGV[10]) or ''   ARGV[9] budget (max records examined)
+-- ARGV[10] ordering key or ''
 -- Returns {next_cursor or '', record, record, ...}.
 --!include common.lua
 --!include record.lua
 local want, limit, budget = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[9])
 local out = { '' }
+if ARGV[10] ~= '' then
+  local line = LINE .. ARGV[10]
+  local min = ARGV[8] == '' and '-inf' or ('(' .. ARGV[8])
+  local examined, last, page_end = 0, nil, nil
+  while examined < budget do
+    local batch = redis.call('ZRANGEBYSCORE', line, min, '+inf', 'WITHSCORES', 'LIMIT', 0,
+      math.min(100, budget - examined))
+    if #batch == 0 then return out end
+    for i = 1, #batch, 2 do
+      local id, pos = batch[i], batch[i + 1]
+      examined = examined + 1
+      last = pos
+      -- Settling may time it out: then it has left the line and is not listed.
+      local status = settle(id)
+      if status and not TERMINAL[status] and (want == '' or status == want) then
+        if page_end then
+          out[1] = page_end
+          return out
+        end
+        out[#out + 1] = redis.call('HGETALL', REC .. id)
+        if #out - 1 == limit then page_end = pos end
+      end
+    end
+    min = '(' .. last
+  end
+  if #redis.call('ZRANGEBYSCORE', line, min, '+inf', 'LIMIT', 0, 1) == 0 then return out end
+  out[1] = last
+  return out
+end
 if want == 'running' then
   -- Running requests are exactly the leases: read them from there, whatever the budget
   -- (a node looking for its orphaned claims must find all of them).

@@ -14,7 +14,8 @@ for _, zset in ipairs({ K_DEADLINES, K_LEASES }) do
     settle(id)
   end
 end
-local pending = redis.call('ZCARD', K_PENDING) - redis.call('ZCOUNT', K_DEADLINES, '-inf', NOW)
+-- Pending counts the held requests of ordering keys too: every pending one has a deadline.
+local pending = redis.call('ZCARD', K_DEADLINES) - redis.call('ZCOUNT', K_DEADLINES, '-inf', NOW)
 local running = redis.call('ZCARD', K_LEASES) - redis.call('ZCOUNT', K_LEASES, '-inf', NOW)
 return { NOW, math.max(pending, 0), math.max(running, 0),
   redis.call('HGETALL', K_CONNS), redis.call('ZCARD', K_DONE) }

@@ -15,6 +15,9 @@ local REC = ARGV[1]
 -- The output stream of id X is OUT..X: REC with 'req:' replaced by 'out:' (keys.ts
 -- `output(id)` builds the same name).
 local OUT = string.sub(REC, 1, -5) .. 'out:'
+-- The line of ordering key K is LINE..K (keys.ts `line(key)`): ZSET of the key's live
+-- ids, score = position in the line (creation order); its first member is the head.
+local LINE = string.sub(REC, 1, -5) .. 'line:'
 local NOW = tonumber(ARGV[2])
 if not NOW then
   local t = redis.call('TIME')
@@ -26,6 +29,6 @@ local RETENTION = tonumber(ARGV[5])
 -- Error codes (stores/errors.ts maps them to typed errors).
 local E_NOT_FOUND, E_LEASE_LOST, E_ALREADY_TERMINAL = -1, -2, -3
 local E_IDEMPOTENCY_CONFLICT, E_NOT_RETRYABLE = -4, -5
-local E_OUTPUT_LIMIT, E_SEQ_GAP = -6, -7
+local E_OUTPUT_LIMIT, E_SEQ_GAP, E_PENDING_LIMIT = -6, -7, -8
 
 local TERMINAL = { completed = true, failed = true, timeout = true, cancelled = true }

@@ -34,10 +34,52 @@ local function publish_record(id, status, epoch)
   return flat
 end
 
+-- Ordering keys. A key's line holds its live requests in creation order. Only the
+-- head is ever in K_PENDING (or running); the ones behind it are pending but held: in
+-- K_DEADLINES (they may time out) and not claimable. A requeued head stays the head.
+
+-- Put id at the back of its key's line. Returns true when it is the head (line empty).
+local function line_join(id, key)
+  local line = LINE .. key
+  local tail = redis.call('ZRANGE', line, -1, -1, 'WITHSCORES')
+  local pos = 1
+  if #tail > 0 then pos = tonumber(tail[2]) + 1 end
+  redis.call('ZADD', line, pos, id)
+  return pos == 1
+end
+
+-- The line's head left it (terminal): the next live one becomes claimable now, in its
+-- priority band as a created entry, and the wake-up is published. Entries without a
+-- pending record are stale: dropped on the way.
+local function line_promote(line)
+  while true do
+    local head = redis.call('ZRANGE', line, 0, 0)
+    if #head == 0 then return end
+    local r = redis.call('HMGET', REC .. head[1], 'status', 'priority', 'created_at')
+    if r[1] == 'pending' then
+      redis.call('ZADD', K_PENDING, pending_score(r[2], tonumber(r[3]) + 1), head[1])
+      redis.call('PUBLISH', CH_WAKE, '1')
+      return
+    elseif r[1] == 'running' then
+      return
+    end
+    redis.call('ZREM', line, head[1])
+  end
+end
+
+-- id (of key's line) is terminal: it leaves the line; when it was the head, the next
+-- one is promoted. A line left empty is gone (Redis deletes an empty ZSET).
+local function line_leave(id, key)
+  local line = LINE .. key
+  local head = redis.call('ZRANGE', line, 0, 0)
+  if redis.call('ZREM', line, id) == 1 and head[1] == id then line_promote(line) end
+end
+
 -- Insert a new pending record. f: {id, kind, payload, priority, max_attempts,
--- pending_timeout_ms, lease_ms, created_by, retry_of, traceparent?, tracestate?} (''
--- or nil: the field is not written). Returns its fields (as HGETALL would, without
--- reading them back).
+-- pending_timeout_ms, lease_ms, created_by, retry_of, ordering_key ('' for none),
+-- traceparent?, tracestate? ('' or nil: the field is not written)}. With a key it joins
+-- the key's line, and is claimable only as its head. Returns its fields (as HGETALL
+-- would, without reading them back).
 local function insert(f)
   local key = REC .. f.id
   local deadline = NOW + tonumber(f.pending_timeout_ms)
@@ -51,6 +93,12 @@ local function insert(f)
     flat[#flat + 1] = 'retry_of'
     flat[#flat + 1] = f.retry_of
   end
+  local claimable = true
+  if f.ordering_key ~= '' then
+    flat[#flat + 1] = 'ordering_key'
+    flat[#flat + 1] = f.ordering_key
+    claimable = line_join(f.id, f.ordering_key)
+  end
   if f.traceparent and f.traceparent ~= '' then
     flat[#flat + 1] = 'traceparent'
     flat[#flat + 1] = f.traceparent
@@ -60,7 +108,7 @@ local function insert(f)
     end
   end
   redis.call('HSET', key, unpack(flat))
-  redis.call('ZADD', K_PENDING, pending_score(f.priority, NOW + 1), f.id)
+  if claimable then redis.call('ZADD', K_PENDING, pending_score(f.priority, NOW + 1), f.id) end
   redis.call('ZADD', K_DEADLINES, deadline, f.id)
   redis.call('ZADD', K_IDS, 0, f.id)
   publish_update(f.id, 'pending', 0, flat)
@@ -68,9 +116,12 @@ local function insert(f)
 end
 
 -- Move a pending or running record to a terminal status. extra: field/value list.
--- with_record: read the record back, publish it with the hint and return it.
+-- with_record: read the record back, publish it with the hint and return it. A keyed
+-- record leaves its line (promoting the next one when it was the head).
 local function finish(id, status, epoch, extra, with_record)
   local key = REC .. id
+  local ordering_key = redis.call('HGET', key, 'ordering_key')
+  if ordering_key then line_leave(id, ordering_key) end
   redis.call('HSET', key, 'status', status, 'finished_at', NOW, unpack(extra))
   redis.call('HDEL', key, 'lease_expires_at', 'connection_id', 'node_id')
   redis.call('ZREM', K_PENDING, id)
@@ -113,6 +164,9 @@ local function requeue(id, priority, epoch, pending_timeout_ms, attempt_delta, w
 end
 
 local function forget(id)
+  -- Terminal records have left their line already; a live one forgotten must not stay.
+  local ordering_key = redis.call('HGET', REC .. id, 'ordering_key')
+  if ordering_key then redis.call('ZREM', LINE .. ordering_key, id) end
   redis.call('DEL', REC .. id, OUT .. id)
   redis.call('ZREM', K_PENDING, id)
   redis.call('ZREM', K_DEADLINES, id)
