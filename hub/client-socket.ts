@@ -37,6 +37,7 @@ import { OutputFollower } from './output-follow.js';
 import { RELAY_TIMEOUT_MS } from './relay.js';
 import { BadFrames, sendBounded } from './socket-limits.js';
 import { StoreGate } from './socket-work.js';
+import { traceDeliver } from './tracing.js';
 
 const SNAPSHOT_LIMIT = 100;
 /** Explicit ids of one subscription read at a time (each still through the gate). */
@@ -546,6 +547,7 @@ function sendIfChanged(ws: WebSocket, state: ClientState, record: RequestRecord)
   if (state.sent.get(record.id) === mark) return;
   remember(state, record.id, mark);
   send(ws, { type: 'request', request: toApiRequest(record) });
+  if (TERMINAL.has(record.status)) traceDeliver(record, state.hub.settings.nodeId, 'socket');
 }
 
 /** Reads a subscription again (after lost hints) and sends whatever changed. */

@@ -294,6 +294,7 @@ async function result(hub: Hub, conn: DaemonConnection, frame: ResultFrame) {
       frame.status === 'completed'
         ? { status: 'completed', result: frame.result ?? null }
         : { status: 'failed', error: frame.error },
+      frame.trace,
     );
     await conn.send({ type: 'ack', id, epoch });
     settle();

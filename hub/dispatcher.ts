@@ -19,6 +19,7 @@ import type { RequestStore } from '../stores/store.js';
 import { DAEMON_MODES, type DaemonConnection, SEND } from './daemon-conn.js';
 import type { ClaimPath, HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
+import { claimSpan, endSpan, wireTrace } from './tracing.js';
 
 /** Runtimes pumped at once by the periodic and reconnect re-checks. */
 export const PUMP_ALL_CHUNK = 32;
@@ -176,7 +177,7 @@ export class Dispatcher {
       const conn = record.connection_id === null ? undefined : conns.get(record.connection_id);
       if (!conn || conn.inFlight.has(record.id)) continue;
       this.deps.metrics.claimed('reconnect', [record]);
-      void this.#deliver(local, conn, record);
+      void this.#deliver(local, conn, record, 'reconnect');
     }
     local.suspect = false;
   }
@@ -220,7 +221,9 @@ export class Dispatcher {
     this.deps.metrics.claimed('result', claimed);
     for (const record of claimed) {
       // An orphan adoption may have pushed it already (it reads running claims).
-      if (conn.inFlight.get(record.id) !== record.epoch) void this.#deliver(local, conn, record);
+      if (conn.inFlight.get(record.id) !== record.epoch) {
+        void this.#deliver(local, conn, record, 'result');
+      }
     }
     if (ticket.max === 0 || local.wakes !== ticket.wakes) void this.pump(conn.rt, 'result');
   }
@@ -247,7 +250,7 @@ export class Dispatcher {
       });
       if (claimed.length === 0) return;
       this.deps.metrics.claimed(path, claimed);
-      for (const record of claimed) void this.#deliver(local, conn, record);
+      for (const record of claimed) void this.#deliver(local, conn, record, path);
     }
   }
 
@@ -258,12 +261,20 @@ export class Dispatcher {
    * release could run it twice). Runs synchronously up to the send, so the slot is taken
    * before the pump looks at free capacity again.
    */
-  async #deliver(local: LocalRuntime, conn: DaemonConnection, record: RequestRecord) {
+  async #deliver(
+    local: LocalRuntime,
+    conn: DaemonConnection,
+    record: RequestRecord,
+    path: ClaimPath,
+  ) {
     if (conn.mode === DAEMON_MODES.ready && conn.open) {
       this.#supersede(local, record.id, record.epoch);
       conn.inFlight.set(record.id, record.epoch);
       const since = record.created_at;
-      const sent = await conn.push({ type: 'request', request: toDaemonRequest(record) });
+      const span = claimSpan(record, path, this.deps.nodeId, conn.id);
+      const request = toDaemonRequest(record, wireTrace(span));
+      const sent = await conn.push({ type: 'request', request });
+      endSpan(span, sent === SEND.written ? undefined : `push ${sent}`);
       if (sent === SEND.written) {
         this.deps.metrics.dispatchLatency.observe(Math.max(0, Date.now() - since) / 1000);
         return;

@@ -4,11 +4,12 @@
  * capacity it declares. A draining node records liveness and renews, but claims nothing.
  */
 import type { HeartbeatBody, HeartbeatResponse } from '../protocol/index.js';
-import { type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
+import { type RequestRecord, type RuntimeRef, toDaemonRequest } from '../stores/domain.js';
 import { isStoreError } from '../stores/errors.js';
 import type { RequestStore } from '../stores/store.js';
 import type { HubMetrics } from './metrics.js';
 import { type HubSettings, presenceTtl } from './settings.js';
+import { claimSpan, endSpan, wireTrace } from './tracing.js';
 
 export interface HeartbeatDeps {
   store: RequestStore;
@@ -38,10 +39,18 @@ export async function httpHeartbeat(
       : [];
   deps.metrics.claimed('heartbeat', claimed);
   return {
-    requests: claimed.map(toDaemonRequest),
+    requests: claimed.map((r) => heartbeatRequest(r, settings.nodeId, daemonSub)),
     leases,
     heartbeat_interval_ms: settings.heartbeatIntervalMs,
   };
+}
+
+/** A claimed request as the heartbeat answers it, under its claim span. */
+function heartbeatRequest(r: RequestRecord, nodeId: string, daemonSub: string) {
+  const span = claimSpan(r, 'heartbeat', nodeId, `http:${daemonSub}`);
+  const request = toDaemonRequest(r, wireTrace(span));
+  endSpan(span);
+  return request;
 }
 
 /** One lease: renewed, or refused (lost, gone); a store outage fails the whole heartbeat. */

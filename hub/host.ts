@@ -3,6 +3,7 @@
  * the Hub implements it, so hub.ts can attach sockets without an import cycle.
  */
 import type { Logger } from 'pino';
+import type { TraceContext } from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
 import type { Outcome, RequestStore } from '../stores/store.js';
 import type { DaemonConnection } from './daemon-conn.js';
@@ -29,6 +30,8 @@ export interface SocketHost {
     id: string,
     epoch: number,
     outcome: Outcome,
+    /** The result's trace context (the handler span's): the report span's parent. */
+    trace?: TraceContext,
   ): Promise<() => void>;
   /** The socket's report of `id` at `epoch` is refused for good: its slot is free. */
   settled(conn: DaemonConnection, id: string, epoch: number): void;

@@ -13,6 +13,7 @@ import {
   CLOSE,
   type HeartbeatBody,
   type HeartbeatResponse,
+  type TraceContext,
   type WorkspaceStats,
 } from '../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../stores/domain.js';
@@ -34,6 +35,7 @@ import type { HubSettings } from './settings.js';
 import { StatsRecorder } from './stats.js';
 import { StoreHealth } from './store-health.js';
 import { Sweeper } from './sweeper.js';
+import { traceReport } from './tracing.js';
 import { waitForTerminal } from './waiters.js';
 
 export { MIN_HEARTBEAT_SLICES } from './presence-loop.js';
@@ -209,8 +211,10 @@ export class Hub implements SocketHost {
     id: string,
     epoch: number,
     outcome: Outcome,
+    trace?: TraceContext,
   ): Promise<RequestRecord> {
-    return this.store.report(rt, id, epoch, outcome);
+    const report = async () => ({ record: await this.store.report(rt, id, epoch, outcome) });
+    return (await traceReport(this.settings.nodeId, id, epoch, trace, report)).record;
   }
 
   async reportFromSocket(
@@ -218,12 +222,15 @@ export class Hub implements SocketHost {
     id: string,
     epoch: number,
     outcome: Outcome,
+    trace?: TraceContext,
   ): Promise<() => void> {
     const ticket = this.dispatcher.beforeReport(conn, id, epoch);
     const next = { connectionId: conn.id, nodeId: this.settings.nodeId, max: ticket.max };
     let claimed: RequestRecord[];
     try {
-      ({ claimed } = await this.store.reportAndClaim(conn.rt, id, epoch, outcome, next));
+      ({ claimed } = await traceReport(this.settings.nodeId, id, epoch, trace, () =>
+        this.store.reportAndClaim(conn.rt, id, epoch, outcome, next),
+      ));
     } catch (err) {
       if (ticket.max > 0 && isStoreError(err, 'store_unavailable'))
         this.dispatcher.reportLost(conn);

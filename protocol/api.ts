@@ -32,6 +32,17 @@ export const ErrorInfo = z.object({
 });
 export type ErrorInfo = z.infer<typeof ErrorInfo>;
 
+/**
+ * W3C trace context (protocol/trace.ts reads and checks it; an invalid one is ignored,
+ * not refused): the create's on the API record, the claim's in a DaemonRequest, the
+ * handler's on a result.
+ */
+export const TraceContext = z.strictObject({
+  traceparent: z.string().max(256),
+  tracestate: z.string().max(1024).optional(),
+});
+export type TraceContext = z.infer<typeof TraceContext>;
+
 /** What a client may set when it creates a request (the HTTP body). */
 export const CreateRequestBody = z.strictObject({
   kind: Kind,
@@ -76,6 +87,8 @@ export const Request = z.object({
   error: ErrorInfo.nullable(),
   created_by: z.string(),
   ordering_key: z.string().nullable(),
+  /** The create's trace context; absent when the create was not traced. */
+  trace: TraceContext.optional(),
 });
 export type Request = z.infer<typeof Request>;
 
@@ -88,6 +101,8 @@ export const DaemonRequest = z.object({
   attempt: z.number().int(),
   created_at: z.string(),
   lease_expires_at: z.string(),
+  /** The claim's trace context (the handler's span is its child); absent: untraced. */
+  trace: TraceContext.optional(),
 });
 export type DaemonRequest = z.infer<typeof DaemonRequest>;
 

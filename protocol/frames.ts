@@ -13,6 +13,7 @@ import {
   Request,
   RuntimeId,
   RuntimeInfo,
+  TraceContext,
 } from './api.js';
 
 const Id = z.string().min(1).max(128);
@@ -41,6 +42,8 @@ export const ResultFrame = z.union([
     epoch: Epoch,
     status: z.literal('completed'),
     result: JsonValue.optional(),
+    /** The handler span's context: the hub's report span is its child. */
+    trace: TraceContext.optional(),
   }),
   z.strictObject({
     type: z.literal('result'),
@@ -48,6 +51,7 @@ export const ResultFrame = z.union([
     epoch: Epoch,
     status: z.literal('failed'),
     error: ErrorInfo,
+    trace: TraceContext.optional(),
   }),
 ]);
 export type ResultFrame = z.infer<typeof ResultFrame>;

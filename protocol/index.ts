@@ -11,3 +11,4 @@ export * from './frames.js';
 export { isJsonValue, MAX_JSON_DEPTH } from './json.js';
 export * from './stats.js';
 export { isTerminal, RETRYABLE, STATUSES, TERMINAL } from './status.js';
+export { formatTraceparent, parseTraceparent, readTrace, type TraceParent } from './trace.js';

@@ -161,6 +161,16 @@ export const EnvSchema = z.object({
     });
     return z.NEVER;
   }),
+  /** OpenTelemetry: export spans over OTLP/HTTP to `<this>/v1/traces` (unset: no tracing). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: raw.transform((v, ctx) => {
+    if (v === undefined || v === '') return undefined;
+    if (/^https?:\/\/[^\s/]+(\/\S*)?$/.test(v)) return v;
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an http:// or https:// URL, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }),
   CORS_ORIGINS: raw.transform((v, ctx) => {
     const origins = list(v);
     const bad = origins.filter((o) => !isOrigin(o));
@@ -234,6 +244,7 @@ export const ConfigSchema = EnvSchema.superRefine(
     createRate: env.CREATE_RATE_PER_WORKSPACE,
     logLevel: env.LOG_LEVEL,
     corsOrigins: env.CORS_ORIGINS,
+    otelEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
 });
 

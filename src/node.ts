@@ -22,6 +22,7 @@ import { SECURITY_HEADERS } from './http/edge.js';
 import { errorBody, HttpError, toHttpError } from './http/errors.js';
 import { rawHeaderValues } from './http/raw-headers.js';
 import { createLogger } from './logger.js';
+import { startTracing } from './tracing.js';
 
 export interface NodeOptions {
   config: Config;
@@ -55,6 +56,7 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
   const logger = options.logger ?? createLogger(config.logLevel, config.nodeId);
   const onRedisError = (err: Error) => logger.warn({ err: err.message }, 'redis connection error');
   const { store, relay: baseRelay } = await openStore(options, onRedisError);
+  const stopTracing = await startTracing(config, logger);
   const relay = options.wrapRelay ? options.wrapRelay(baseRelay) : baseRelay;
   const hub = new Hub({
     store,
@@ -154,6 +156,7 @@ export async function startNode(options: NodeOptions): Promise<SwitchboardNode> 
     await hub.close();
     await relay.close();
     await store.close();
+    await stopTracing();
   };
   return {
     url,

@@ -4,7 +4,7 @@
  * times as epoch milliseconds and the fields only the transitions use (lease length,
  * claiming connection), and the two functions that turn it into the API's shapes.
  */
-import type { DaemonRequest, ErrorInfo, Request, Status } from '../protocol/index.js';
+import type { DaemonRequest, ErrorInfo, Request, Status, TraceContext } from '../protocol/index.js';
 
 /** A workspace-scoped runtime: every store call names one. */
 export interface RuntimeRef {
@@ -44,12 +44,14 @@ export interface RequestRecord {
   retry_of: string | null;
   /** The request's ordering key (one line per runtime and key), or null. */
   ordering_key: string | null;
+  /** The create's W3C trace context, or null (untraced: nothing stored). */
+  trace: TraceContext | null;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function toApiRequest(r: RequestRecord): Request {
-  return {
+  const out: Request = {
     id: r.id,
     workspace_id: r.workspace,
     runtime_id: r.runtime,
@@ -70,10 +72,13 @@ export function toApiRequest(r: RequestRecord): Request {
     created_by: r.created_by,
     ordering_key: r.ordering_key,
   };
+  if (r.trace !== null) out.trace = r.trace;
+  return out;
 }
 
-export function toDaemonRequest(r: RequestRecord): DaemonRequest {
-  return {
+/** `trace`: the claim's context to send (the record's when not given). */
+export function toDaemonRequest(r: RequestRecord, trace?: TraceContext): DaemonRequest {
+  const out: DaemonRequest = {
     id: r.id,
     kind: r.kind,
     payload: JSON.parse(r.payload),
@@ -82,6 +87,9 @@ export function toDaemonRequest(r: RequestRecord): DaemonRequest {
     created_at: new Date(r.created_at).toISOString(),
     lease_expires_at: new Date(r.lease_expires_at ?? r.created_at).toISOString(),
   };
+  const t = trace ?? r.trace;
+  if (t) out.trace = t;
+  return out;
 }
 
 /** One daemon connection as presence records it. */

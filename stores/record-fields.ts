@@ -4,11 +4,18 @@
  * the stores write these lists, so decoding trusts the field set.
  */
 
-import type { ErrorInfo, Status } from '../protocol/index.js';
+import type { ErrorInfo, Status, TraceContext } from '../protocol/index.js';
 import type { RequestRecord } from './domain.js';
 
 function num(v: string | undefined): number | null {
   return v === undefined ? null : Number(v);
+}
+
+function traceOf(f: Record<string, string>): TraceContext | null {
+  if (f.traceparent === undefined) return null;
+  return f.tracestate === undefined
+    ? { traceparent: f.traceparent }
+    : { traceparent: f.traceparent, tracestate: f.tracestate };
 }
 
 export function decodeRecord(flat: readonly string[]): RequestRecord {
@@ -39,6 +46,7 @@ export function decodeRecord(flat: readonly string[]): RequestRecord {
     node_id: f.node_id ?? null,
     retry_of: f.retry_of ?? null,
     ordering_key: f.ordering_key ?? null,
+    trace: traceOf(f),
   };
 }
 
@@ -85,6 +93,8 @@ export function encodeRecord(r: RequestRecord): string[] {
     ['node_id', r.node_id],
     ['retry_of', r.retry_of],
     ['ordering_key', r.ordering_key],
+    ['traceparent', r.trace?.traceparent ?? null],
+    ['tracestate', r.trace?.tracestate ?? null],
   ];
   for (const [field, value] of optional) if (value !== null) flat.push(field, String(value));
   return flat;

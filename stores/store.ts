@@ -22,7 +22,13 @@
  *   create, release and requeue also publish on its `wake` channel.
  */
 
-import type { CreateRequestBody, ErrorInfo, RuntimeInfo, Status } from '../protocol/index.js';
+import type {
+  CreateRequestBody,
+  ErrorInfo,
+  RuntimeInfo,
+  Status,
+  TraceContext,
+} from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
 import type { CreateRate } from './rate.js';
 import type { StatsBucket, StatsWrite } from './stats.js';
@@ -66,6 +72,8 @@ export interface CreateOptions {
   createdBy: string;
   /** Same key + same body: the existing request (created=false); other body: conflict. */
   idempotencyKey?: string;
+  /** The create's trace context, kept on the record (nothing is stored without one). */
+  trace?: TraceContext;
 }
 
 export interface CreateResult {
@@ -185,7 +193,7 @@ export interface RequestStore {
   createBatch(
     rt: RuntimeRef,
     bodies: CreateRequestBody[],
-    opts: { createdBy: string },
+    opts: { createdBy: string; trace?: TraceContext },
   ): Promise<RequestRecord[]>;
   /** Read one record (after lazy expiry); null when it does not exist in this runtime. */
   get(rt: RuntimeRef, id: string): Promise<RequestRecord | null>;

@@ -38,6 +38,7 @@ import {
   type WebSocketConstructor,
 } from './browser-socket.js';
 import type { SocketMode } from './browser-socket-modes.js';
+import { activeTraceHeaders } from './browser-trace.js';
 
 export { SwitchboardError } from './browser-http.js';
 export type { ClientEvent, WebSocketConstructor, WebSocketLike } from './browser-socket.js';
@@ -177,7 +178,11 @@ export function createClient(options: ClientOptions): Client {
       const { idempotencyKey, ...rest } = opts;
       return call<Request>('POST', `${rt(runtime)}/requests`, {
         body: { kind, ...(payload === undefined ? {} : { payload }), ...rest },
-        headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
+        headers: {
+          // The active span's context, when the page traces (a no-op otherwise).
+          ...activeTraceHeaders(),
+          ...(idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }),
+        },
       });
     },
     result(runtime, id, opts = {}) {

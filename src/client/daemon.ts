@@ -332,6 +332,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.#outputs.flushed(id, epoch);
     if (job.lost) return; // lost while its output was being stored: nothing to report
     const report: Report = { id, epoch, ...deliverable(outcome, this.#conn.maxPayloadBytes) };
+    if (job.trace) report.trace = job.trace;
     const accepted = await this.#reporter.report(report);
     this.emit('reported', { id, epoch, status: report.status, accepted });
   }

@@ -20,10 +20,11 @@
  *   handler makes later; the daemon is told when an attempt ends (`ended`).
  */
 
-import type { DaemonRequest } from '../../protocol/index.js';
+import type { DaemonRequest, TraceContext } from '../../protocol/index.js';
 import { type Handler, runHandler } from './handler.js';
 import { OutputError, rejected } from './output-chunk.js';
 import { attemptKey, type JobOutcome } from './reporter.js';
+import { endHandlerSpan, handlerSpan, runInSpan, wireTrace } from './trace.js';
 
 /** One attempt: a request at one epoch. */
 export interface Job {
@@ -51,6 +52,11 @@ export interface Job {
   handled: Promise<void>;
   /** Handled and reported: the job is gone. */
   done: Promise<void>;
+  /**
+   * The handler span's trace context, reported with the result. Only for a request that
+   * came with a trace (a hub that sends none may not take one back).
+   */
+  trace: TraceContext | undefined;
 }
 
 /** What a renewal came to: confirmed, refused for good, or sent / failed (no news yet). */
@@ -147,6 +153,7 @@ export class Jobs {
       lost: false,
       handled: Promise.resolve(),
       done: Promise.resolve(),
+      trace: undefined,
     };
     this.#jobs.set(job.key, job);
     this.deps.received(request);
@@ -268,19 +275,22 @@ export class Jobs {
 
   /** Runs the handler in the slot it holds; the outcome, or null when the attempt was lost. */
   async #run(job: Job): Promise<JobOutcome | null> {
+    // The handler runs in a child span of the request's trace (a no-op without an SDK).
+    const span = handlerSpan(job.request);
+    if (job.request.trace) job.trace = wireTrace(span);
+    let outcome: JobOutcome | null = null;
     try {
       const output = (data: unknown) =>
         job.lost
           ? rejected(new OutputError('lease_lost', "this attempt is no longer this daemon's"))
           : this.deps.output(job, data);
-      const outcome = await runHandler(
-        this.deps.handlers,
-        job.request,
-        job.controller.signal,
-        output,
+      outcome = await runInSpan(span, () =>
+        runHandler(this.deps.handlers, job.request, job.controller.signal, output),
       );
-      return job.lost ? null : outcome;
+      if (job.lost) outcome = null;
+      return outcome;
     } finally {
+      endHandlerSpan(span, outcome);
       this.#free();
     }
   }

@@ -11,13 +11,19 @@
  * sent for: a late answer for an attempt already given up never settles a newer one.
  */
 import type { WebSocket } from 'ws';
-import { Backoff, type ErrorInfo, type ReportAnswer } from '../../protocol/index.js';
+import {
+  Backoff,
+  type ErrorInfo,
+  type ReportAnswer,
+  type TraceContext,
+} from '../../protocol/index.js';
 import { type HttpAnswer, jitteredRetryAfter, verdict } from './answers.js';
 
 export type JobOutcome =
   | { status: 'completed'; result: unknown }
   | { status: 'failed'; error: ErrorInfo };
-export type Report = { id: string; epoch: number } & JobOutcome;
+/** `trace`: the handler span's context (the hub's report span becomes its child). */
+export type Report = { id: string; epoch: number; trace?: TraceContext } & JobOutcome;
 
 interface Pending {
   report: Report;

@@ -53,7 +53,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       cors({
         origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
         allowMethods: ['GET', 'POST', 'OPTIONS'],
-        allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+        allowHeaders: [
+          'Authorization',
+          'Content-Type',
+          'Idempotency-Key',
+          'X-Request-Id',
+          'traceparent',
+          'tracestate',
+        ],
         exposeHeaders: ['X-Request-Id'],
         maxAge: 600,
       }),
@@ -70,7 +77,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use('/v1/daemon/*', requireRole(auth, 'daemon'));
   app.use('/v1/stats', requireRole(auth, 'client'));
   app.get('/v1/stats', async (c) => c.json(await hub.workspaceStats(c.get('principal').workspace)));
-  app.route('/v1/runtimes', clientRoutes(hub));
+  app.route('/v1/runtimes', clientRoutes(hub, config.nodeId));
   app.route('/v1/daemon', daemonRoutes(hub));
   app.route('/', opsRoutes(deps));
 

@@ -3,10 +3,11 @@
  * list, cancel, retry, and the workspace's runtimes. Every store call is scoped to the
  * caller's workspace, so another workspace's ids are simply not found.
  */
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import { FollowLagging, type RequestFollow } from '../../hub/request-follow.js';
-import { CreateBatchBody, CreateRequestBody } from '../../protocol/index.js';
+import { traceCreate, traceDeliver } from '../../hub/tracing.js';
+import { CreateBatchBody, CreateRequestBody, TERMINAL } from '../../protocol/index.js';
 import { toApiRequest } from '../../stores/domain.js';
 import type { AppEnv } from './context.js';
 import { HttpError } from './errors.js';
@@ -32,7 +33,11 @@ const SSE_KEEPALIVE_MS = 15_000;
  * (data: the Request), ending after the terminal state, or when the reader falls too far
  * behind or the node shuts down (the reader reconnects with Last-Event-ID).
  */
-async function streamEvents(stream: SSEStreamingApi, follow: RequestFollow): Promise<void> {
+async function streamEvents(
+  stream: SSEStreamingApi,
+  follow: RequestFollow,
+  nodeId: string,
+): Promise<void> {
   stream.onAbort(() => follow.close());
   const keepalive = setInterval(() => void stream.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
   keepalive.unref();
@@ -52,6 +57,7 @@ async function streamEvents(stream: SSEStreamingApi, follow: RequestFollow): Pro
           event: 'state',
           data: JSON.stringify(toApiRequest(event.record)),
         });
+        if (TERMINAL.has(event.record.status)) traceDeliver(event.record, nodeId, 'sse');
       }
     }
   } catch (err) {
@@ -62,7 +68,12 @@ async function streamEvents(stream: SSEStreamingApi, follow: RequestFollow): Pro
   }
 }
 
-export function clientRoutes(hub: HubApi): Hono<AppEnv> {
+/** The W3C trace headers of a create (traceCreate ignores malformed ones). */
+function traceHeaders(c: Context<AppEnv>): { traceparent?: string; tracestate?: string } {
+  return { traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') };
+}
+
+export function clientRoutes(hub: HubApi, nodeId: string): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
 
   routes.get('/', async (c) => {
@@ -80,19 +91,29 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const rt = runtimeRef(c);
     const idempotencyKey = readHeader(c, 'idempotency-key', IdempotencyKey);
     const body = await readJson(c, CreateRequestBody);
-    const { request, created } = await hub.store.create(rt, body, {
-      createdBy: c.get('principal').sub,
-      idempotencyKey,
-    });
+    const createdBy = c.get('principal').sub;
+    const { request, created } = await traceCreate(
+      nodeId,
+      rt,
+      traceHeaders(c),
+      (trace) => hub.store.create(rt, body, { createdBy, idempotencyKey, trace }),
+      (out) => [out.request],
+    );
     return c.json(toApiRequest(request), created ? 201 : 200);
   });
 
   routes.post('/:runtime/requests/batch', async (c) => {
     const rt = runtimeRef(c);
     const body = await readJson(c, CreateBatchBody);
-    const records = await hub.store.createBatch(rt, body.requests, {
-      createdBy: c.get('principal').sub,
-    });
+    const createdBy = c.get('principal').sub;
+    // One create span for the batch: every item keeps its context.
+    const records = await traceCreate(
+      nodeId,
+      rt,
+      traceHeaders(c),
+      (trace) => hub.store.createBatch(rt, body.requests, { createdBy, trace }),
+      (out) => out,
+    );
     return c.json({ requests: records.map(toApiRequest) }, 201);
   });
 
@@ -112,6 +133,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
       ? await hub.waitForTerminal(rt, id, wait_ms)
       : await hub.store.get(rt, id);
     if (record === null) throw noSuchRequest();
+    if (wait_ms && TERMINAL.has(record.status)) traceDeliver(record, nodeId, 'long_poll');
     return c.json(toApiRequest(record));
   });
 
@@ -139,7 +161,7 @@ export function clientRoutes(hub: HubApi): Hono<AppEnv> {
     const after = lastEventId !== undefined ? Number(lastEventId) : (query.after ?? 0);
     const follow = await hub.followRequest(rt, id, after);
     if (follow === null) throw noSuchRequest();
-    return streamSSE(c, (stream) => streamEvents(stream, follow));
+    return streamSSE(c, (stream) => streamEvents(stream, follow, nodeId));
   });
 
   routes.post('/:runtime/requests/:id/cancel', async (c) => {

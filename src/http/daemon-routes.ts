@@ -56,7 +56,7 @@ export function daemonRoutes(hub: HubApi): Hono<AppEnv> {
         ? { status: 'completed', result: body.result ?? null }
         : { status: 'failed', error: body.error };
     const rt = daemonRuntime(c.get('principal'));
-    const record = await fenced(() => hub.report(rt, id, body.epoch, outcome));
+    const record = await fenced(() => hub.report(rt, id, body.epoch, outcome, body.trace));
     return c.json({ request: toApiRequest(record) });
   });
 

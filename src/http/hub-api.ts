@@ -4,7 +4,12 @@
  */
 
 import type { RequestFollow } from '../../hub/request-follow.js';
-import type { HeartbeatBody, HeartbeatResponse, WorkspaceStats } from '../../protocol/index.js';
+import type {
+  HeartbeatBody,
+  HeartbeatResponse,
+  TraceContext,
+  WorkspaceStats,
+} from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../../stores/domain.js';
 import type { Outcome, RequestStore } from '../../stores/store.js';
 
@@ -18,7 +23,13 @@ export interface HubApi {
   /** A request's states and output from offset `after`, to its end; null: no such request. */
   followRequest(rt: RuntimeRef, id: string, after: number): Promise<RequestFollow | null>;
   heartbeat(rt: RuntimeRef, daemonSub: string, body: HeartbeatBody): Promise<HeartbeatResponse>;
-  report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord>;
+  report(
+    rt: RuntimeRef,
+    id: string,
+    epoch: number,
+    outcome: Outcome,
+    trace?: TraceContext,
+  ): Promise<RequestRecord>;
   renew(rt: RuntimeRef, id: string, epoch: number): Promise<RequestRecord>;
   /** The workspace's per-minute figures for the last 15 minutes, from every node (GET /v1/stats). */
   workspaceStats(workspace: string): Promise<WorkspaceStats>;

@@ -39,6 +39,24 @@ const IDEMPOTENCY = {
   description: 'same key + same body: 200 with the same request; other body: 409',
   schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
 };
+/** W3C trace context of a create (docs/PROTOCOL.md section 3a): a malformed one is ignored. */
+const TRACE = [
+  {
+    name: 'traceparent',
+    in: 'header',
+    required: false,
+    description:
+      'W3C traceparent; the record keeps the create’s trace context (ignored if malformed)',
+    schema: { type: 'string' },
+  },
+  {
+    name: 'tracestate',
+    in: 'header',
+    required: false,
+    description: 'W3C tracestate, kept with a valid traceparent',
+    schema: { type: 'string' },
+  },
+];
 const ERRORS: Record<string, string> = {
   '400': 'invalid_request',
   '401': 'unauthorized',
@@ -103,7 +121,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
       post: operation({
         summary: 'Create a request',
         security: client,
-        params: [RUNTIME, IDEMPOTENCY],
+        params: [RUNTIME, IDEMPOTENCY, ...TRACE],
         body: 'CreateRequestBody',
         ok: { '201': ['created', 'Request'], '200': ['idempotent replay', 'Request'] },
         errors: ['400', '409', '413', '429'],
@@ -120,7 +138,7 @@ export function openApiPaths(): Record<string, Record<string, Json>> {
       post: operation({
         summary: 'Create 1..500 requests, all or none',
         security: client,
-        params: [RUNTIME],
+        params: [RUNTIME, ...TRACE],
         body: 'CreateBatchBody',
         ok: { '201': ['created', 'BatchResponse'] },
         errors: ['400', '413', '429'],

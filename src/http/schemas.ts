@@ -10,6 +10,7 @@ import {
   MAX_OUTPUT_PAGE,
   OrderingKey,
   Status,
+  TraceContext,
 } from '../../protocol/index.js';
 
 const Epoch = z.number().int().min(0);
@@ -23,8 +24,18 @@ export {
 } from '../../protocol/index.js';
 
 export const ResultBody = z.discriminatedUnion('status', [
-  z.strictObject({ epoch: Epoch, status: z.literal('completed'), result: JsonValue.optional() }),
-  z.strictObject({ epoch: Epoch, status: z.literal('failed'), error: ErrorInfo }),
+  z.strictObject({
+    epoch: Epoch,
+    status: z.literal('completed'),
+    result: JsonValue.optional(),
+    trace: TraceContext.optional(),
+  }),
+  z.strictObject({
+    epoch: Epoch,
+    status: z.literal('failed'),
+    error: ErrorInfo,
+    trace: TraceContext.optional(),
+  }),
 ]);
 export type ResultBody = z.infer<typeof ResultBody>;
 

@@ -4,7 +4,7 @@
  * the `Txn` that one store call works through; and how new records are built.
  */
 
-import type { CreateRequestBody } from '../../protocol/index.js';
+import type { CreateRequestBody, TraceContext } from '../../protocol/index.js';
 import type { RequestRecord, RuntimeRef } from '../domain.js';
 import { newRequestId } from '../ids.js';
 import { type RuntimeKeys, runtimeKeys } from '../keys.js';
@@ -133,6 +133,7 @@ export function newRecord(
   t: RequestTemplate,
   createdBy: string,
   retryOf: string | null,
+  trace: TraceContext | null = null,
 ): RequestRecord {
   const { now, state } = tx;
   return {
@@ -160,5 +161,6 @@ export function newRecord(
     node_id: null,
     retry_of: retryOf,
     ordering_key: t.ordering_key,
+    trace,
   };
 }

@@ -11,6 +11,7 @@ import {
   RETRYABLE,
   type RuntimeInfo,
   TERMINAL,
+  type TraceContext,
 } from '../../protocol/index.js';
 import { type Bus, MemoryBus } from '../bus.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
@@ -87,7 +88,8 @@ export class MemoryStore implements RequestStore {
       }
       const [valid] = validateBodies([body]) as [CreateRequestBody];
       this.#checkPending(tx, 1);
-      const record = newRecord(tx, templateFromBody(valid, this.settings), opts.createdBy, null);
+      const template = templateFromBody(valid, this.settings);
+      const record = newRecord(tx, template, opts.createdBy, null, opts.trace ?? null);
       step.insertPending(tx, record);
       if (key !== undefined) {
         const expires_at = tx.now + this.settings.idempotencyTtlMs;
@@ -101,15 +103,16 @@ export class MemoryStore implements RequestStore {
   async createBatch(
     rt: RuntimeRef,
     bodies: CreateRequestBody[],
-    opts: { createdBy: string },
+    opts: { createdBy: string; trace?: TraceContext },
   ): Promise<RequestRecord[]> {
     return this.#transact(rt, true, (tx) => {
       // Validate and build every record before storing any: nothing is half inserted.
       const valid = validateBodies(bodies);
       this.#takeRate(tx, valid.length);
       this.#checkPending(tx, valid.length);
+      const trace = opts.trace ?? null;
       const records = valid.map((b) =>
-        newRecord(tx, templateFromBody(b, this.settings), opts.createdBy, null),
+        newRecord(tx, templateFromBody(b, this.settings), opts.createdBy, null, trace),
       );
       for (const r of records) step.insertPending(tx, r);
       if (records.length > 0) this.#touch(tx);

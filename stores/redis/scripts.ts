@@ -77,7 +77,7 @@ export function runtimeArgv(call: RuntimeCall): (string | number)[] {
   return [k.recordPrefix, call.now ?? '', k.updates, k.wake, call.retentionMs];
 }
 
-/** Items as create.lua reads them: 9 fields each. */
+/** Items as create.lua reads them: 11 fields each. */
 export interface CreateItem {
   id: string;
   kind: string;
@@ -89,6 +89,9 @@ export interface CreateItem {
   created_by: string;
   /** '' for none. */
   ordering_key: string;
+  /** The create's trace context ('' fields: none, nothing stored). */
+  traceparent: string;
+  tracestate: string;
 }
 
 export function createArgs(
@@ -120,6 +123,8 @@ export function createArgs(
       it.lease_ms,
       it.created_by,
       it.ordering_key,
+      it.traceparent,
+      it.tracestate,
     );
   }
   return { keys, argv };

@@ -4,7 +4,7 @@
  * decodes the reply. Any failure to reach Redis rejects with `store_unavailable`.
  */
 
-import type { CreateRequestBody, RuntimeInfo } from '../../protocol/index.js';
+import type { CreateRequestBody, RuntimeInfo, TraceContext } from '../../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
 import { fromScriptCode, isStoreError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint, newRequestId } from '../ids.js';
@@ -194,7 +194,11 @@ export class RedisStore implements RequestStore {
     }
   }
 
-  #items(bodies: CreateRequestBody[], createdBy: string): CreateItem[] {
+  #items(
+    bodies: CreateRequestBody[],
+    createdBy: string,
+    trace: TraceContext | undefined,
+  ): CreateItem[] {
     const now = this.#now() ?? Date.now();
     return bodies.map((b) => ({
       id: newRequestId(now),
@@ -206,6 +210,8 @@ export class RedisStore implements RequestStore {
       lease_ms: b.lease_ms ?? this.settings.leaseMs,
       created_by: createdBy,
       ordering_key: b.ordering_key ?? '',
+      traceparent: trace?.traceparent ?? '',
+      tracestate: trace?.tracestate ?? '',
     }));
   }
 
@@ -213,6 +219,7 @@ export class RedisStore implements RequestStore {
     rt: RuntimeRef,
     bodies: CreateRequestBody[],
     createdBy: string,
+    trace: TraceContext | undefined,
     idem?: { key: string; fingerprint: string; ttlMs: number },
   ): Promise<
     { created: true; records: RequestRecord[] } | { created: false; record: RequestRecord }
@@ -222,7 +229,7 @@ export class RedisStore implements RequestStore {
     await this.#admit(rt.workspace, valid.length);
     const call = this.#call(rt);
     await this.#touch(rt, call.keys.tag);
-    const items = this.#items(valid, createdBy);
+    const items = this.#items(valid, createdBy, trace);
     const maxPending = this.settings.maxPendingPerRuntime;
     const reply = (await this.#run('create', createArgs(call, rt, items, idem, maxPending))) as [
       number,
@@ -247,7 +254,7 @@ export class RedisStore implements RequestStore {
             fingerprint: bodyFingerprint(body),
             ttlMs: this.settings.idempotencyTtlMs,
           };
-    const out = await this.#insert(rt, [body], opts.createdBy, idem);
+    const out = await this.#insert(rt, [body], opts.createdBy, opts.trace, idem);
     return out.created
       ? { request: out.records[0] as RequestRecord, created: true }
       : { request: out.record, created: false };
@@ -256,9 +263,9 @@ export class RedisStore implements RequestStore {
   async createBatch(
     rt: RuntimeRef,
     bodies: CreateRequestBody[],
-    opts: { createdBy: string },
+    opts: { createdBy: string; trace?: TraceContext },
   ): Promise<RequestRecord[]> {
-    const out = await this.#insert(rt, bodies, opts.createdBy);
+    const out = await this.#insert(rt, bodies, opts.createdBy, opts.trace);
     return out.created ? out.records : [out.record];
   }
 
@@ -698,5 +705,10 @@ function newRecord(rt: RuntimeRef, it: CreateItem, now: number): RequestRecord {
     node_id: null,
     retry_of: null,
     ordering_key: it.ordering_key === '' ? null : it.ordering_key,
+    trace: it.traceparent === '' ? null : traceContext(it.traceparent, it.tracestate),
   };
+}
+
+function traceContext(traceparent: string, tracestate: string): TraceContext {
+  return tracestate === '' ? { traceparent } : { traceparent, tracestate };
 }

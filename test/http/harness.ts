@@ -76,7 +76,11 @@ export class StubHub implements HubApi {
       nodeId: 'test-node',
       max: body.max,
     });
-    return { requests: claimed.map(toDaemonRequest), leases, heartbeat_interval_ms: 15_000 };
+    return {
+      requests: claimed.map((r) => toDaemonRequest(r)),
+      leases,
+      heartbeat_interval_ms: 15_000,
+    };
   }
   report(rt: RuntimeRef, id: string, epoch: number, outcome: Outcome): Promise<RequestRecord> {
     return this.store.report(rt, id, epoch, outcome);

@@ -51,6 +51,7 @@ function finished(status: 'completed' | 'failed', latencyMs: number, at: number)
     node_id: null,
     retry_of: null,
     ordering_key: null,
+    trace: null,
   };
 }
 

@@ -149,6 +149,50 @@ export function storeContract(h: StoreHarness): void {
     });
   });
 
+  describe('trace context', () => {
+    const trace = {
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      tracestate: 'a=1,b=2',
+    };
+    it("keeps a create's trace through claim, requeue and report; none when not given", async () => {
+      const { store, clock, claim } = await setup();
+      const { request } = await store.create(
+        RT,
+        { kind: 'k', max_attempts: 2, lease_ms: 1_000 },
+        { createdBy: BY, trace },
+      );
+      const plain = await store.create(RT, { kind: 'k' }, { createdBy: BY });
+      const only = { traceparent: trace.traceparent };
+      const [batched] = await store.createBatch(RT, [{ kind: 'b' }], {
+        createdBy: BY,
+        trace: only,
+      });
+      expect([request.trace, plain.request.trace, batched?.trace]).toEqual([trace, null, only]);
+      expect(toApiRequest(plain.request)).not.toHaveProperty('trace');
+      expect(toApiRequest(request).trace).toEqual(trace);
+      expect(await store.get(RT, request.id)).toEqual(request);
+      expect((await store.get(RT, plain.request.id))?.trace).toBeNull();
+      expect((await store.get(RT, batched?.id as string))?.trace).toEqual(only);
+
+      const [first] = await claim(1);
+      expect(first).toMatchObject({ id: request.id, trace });
+      clock.advance(1_001);
+      await store.expire(RT);
+      const [again] = await claim(1);
+      expect(again).toMatchObject({ id: request.id, epoch: 3, trace });
+      const done = await store.report(RT, request.id, 3, { status: 'completed', result: 1 });
+      expect(done.trace).toEqual(trace);
+      // An idempotent repeat answers with the record as stored.
+      const key = await store.create(
+        RT,
+        { kind: 'k' },
+        { createdBy: BY, idempotencyKey: 'i', trace },
+      );
+      const repeat = await store.create(RT, { kind: 'k' }, { createdBy: BY, idempotencyKey: 'i' });
+      expect(repeat).toMatchObject({ created: false, request: { id: key.request.id, trace } });
+    });
+  });
+
   describe('claim', () => {
     it('has exactly one winner among 20 instances, 200 times over', async () => {
       const { store, create } = await setup();

@@ -3,7 +3,7 @@
  * stores -> protocol`, protocol imports nothing of ours, and the SDKs (src/client)
  * depend on protocol/ alone, so they can ship without the hub. The browser client's
  * values come only from protocol's plain-constant modules (no schema library in its
- * bundle).
+ * bundle), and @opentelemetry/api (the active span's traceparent on a create).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
@@ -84,6 +84,9 @@ describe('layers', () => {
       'protocol/codes.js',
       'protocol/status.js',
       'protocol/json.js',
+      'protocol/trace.js',
+      // The page's own OpenTelemetry SDK registers the api's global (browser-trace.ts).
+      '@opentelemetry/api',
     ]);
     const seen = new Set<string>();
     const bad: Import[] = [];

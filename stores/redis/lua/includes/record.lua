@@ -76,9 +76,10 @@ local function line_leave(id, key)
 end
 
 -- Insert a new pending record. f: {id, kind, payload, priority, max_attempts,
--- pending_timeout_ms, lease_ms, created_by, retry_of, ordering_key ('' for none)}.
--- With a key it joins the key's line, and is claimable only as its head. Returns its
--- fields (as HGETALL would, without reading them back).
+-- pending_timeout_ms, lease_ms, created_by, retry_of, ordering_key ('' for none),
+-- traceparent?, tracestate? ('' or nil: the field is not written)}. With a key it joins
+-- the key's line, and is claimable only as its head. Returns its fields (as HGETALL
+-- would, without reading them back).
 local function insert(f)
   local key = REC .. f.id
   local deadline = NOW + tonumber(f.pending_timeout_ms)
@@ -97,6 +98,14 @@ local function insert(f)
     flat[#flat + 1] = 'ordering_key'
     flat[#flat + 1] = f.ordering_key
     claimable = line_join(f.id, f.ordering_key)
+  end
+  if f.traceparent and f.traceparent ~= '' then
+    flat[#flat + 1] = 'traceparent'
+    flat[#flat + 1] = f.traceparent
+    if f.tracestate ~= '' then
+      flat[#flat + 1] = 'tracestate'
+      flat[#flat + 1] = f.tracestate
+    end
   end
   redis.call('HSET', key, unpack(flat))
   if claimable then redis.call('ZADD', K_PENDING, pending_score(f.priority, NOW + 1), f.id) end
