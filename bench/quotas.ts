@@ -1,9 +1,10 @@
 /**
  * Quota benchmark (issue 13), three node processes on one redis-server:
- *  1. isolation: workspace `quiet` creates at --quiet-rate/s (one at a time per tick,
- *     round robin over the nodes) while workspace `loud`, limited by
- *     CREATE_RATE_PER_WORKSPACE=50/50, is driven at --loud-rate/s; the same with `loud`
- *     silent, alternating (A B A B) for --rounds rounds of --seconds each. Reported:
+ *  1. isolation: workspace `quiet` creates at --quiet-rate/s (round robin over the
+ *     nodes, from this process) while workspace `loud`, limited by
+ *     CREATE_RATE_PER_WORKSPACE=50/50, is driven at --loud-rate/s from a process of its
+ *     own (so its HTTP client does not share the event loop that times `quiet`); the
+ *     same with `loud` silent, alternating (A B A B) for --rounds rounds of --seconds each. Reported:
  *     quiet's create p50/p99 in both, their ratio, and loud's accepted count against its
  *     due (burst + rate x seconds).
  *  2. sizing: Redis used_memory per pending request (--pending requests of a ~100-byte
@@ -11,7 +12,8 @@
  *     chunk (--chunks chunks of one running request), for docs/OPERATIONS.md.
  * Usage: npm run bench:quotas [-- --rounds 4 --seconds 5 --loud-rate 500 --quiet-rate 50]
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Auth } from '../src/auth.js';
@@ -27,6 +29,8 @@ const { values } = parseArgs({
     'quiet-rate': { type: 'string', default: '50' },
     pending: { type: 'string', default: '20000' },
     chunks: { type: 'string', default: '5000' },
+    // Internal: run as the loud driver (a child process of the bench).
+    drive: { type: 'string' },
   },
 });
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -53,6 +57,47 @@ async function create(url: string, token: string): Promise<{ status: number; ms:
   return { status: res.status, ms: performance.now() - t0 };
 }
 
+/** Creates at `rate`/s for `seconds`, 10 ms ticks, round robin over `urls`, not awaiting. */
+async function drive(urls: string[], token: string, rate: number, seconds: number) {
+  const answers: Promise<{ status: number; ms: number }>[] = [];
+  const tickMs = 10;
+  const started = Date.now();
+  let due = 0;
+  for (let tick = 0; tick < (seconds * 1000) / tickMs; tick++) {
+    due += (rate * tickMs) / 1000;
+    for (; due >= 1; due--)
+      answers.push(create(urls[answers.length % urls.length] as string, token));
+    await sleep(Math.max(0, started + (tick + 1) * tickMs - Date.now()));
+  }
+  const span = (Date.now() - started) / 1000;
+  return { answers: await Promise.all(answers), span };
+}
+
+/** The loud workspace's driver, in its own process: prints its counts as JSON. */
+function driveLoud(urls: string[], token: string, rate: number, seconds: number) {
+  return new Promise<{ accepted: number; refused: number; span: number }>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--drive',
+        JSON.stringify({ urls, token, rate, seconds }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`driver exit ${code}`)),
+    );
+  });
+}
+
 /** One round: quiet at its rate, loud at its rate (or not at all), for `seconds`. */
 async function round(
   urls: string[],
@@ -63,36 +108,18 @@ async function round(
 ) {
   const quietToken = await auth.sign({ sub: 'q', ws: `quiet-${Date.now()}`, role: 'client' }, '1h');
   const loudToken = await auth.sign({ sub: 'l', ws: `loud-${Date.now()}`, role: 'client' }, '1h');
-  const quiet: Promise<{ status: number; ms: number }>[] = [];
-  const loudAnswers: Promise<{ status: number; ms: number }>[] = [];
-  const tickMs = 10;
-  const ticks = (seconds * 1000) / tickMs;
-  const started = Date.now();
-  let quietDue = 0;
-  let loudDue = 0;
-  for (let tick = 0; tick < ticks; tick++) {
-    quietDue += (quietRate * tickMs) / 1000;
-    loudDue += (loudRate * tickMs) / 1000;
-    for (; quietDue >= 1; quietDue--)
-      quiet.push(create(urls[quiet.length % urls.length] as string, quietToken));
-    if (loud) {
-      for (; loudDue >= 1; loudDue--) {
-        loudAnswers.push(create(urls[loudAnswers.length % urls.length] as string, loudToken));
-      }
-    }
-    await sleep(Math.max(0, started + (tick + 1) * tickMs - Date.now()));
-  }
-  const span = (Date.now() - started) / 1000;
-  const q = await Promise.all(quiet);
-  const l = await Promise.all(loudAnswers);
-  const lat = q.map((a) => a.ms).sort((a, b) => a - b);
+  const [q, l] = await Promise.all([
+    drive(urls, quietToken, quietRate, seconds),
+    loud ? driveLoud(urls, loudToken, loudRate, seconds) : Promise.resolve(null),
+  ]);
+  const lat = q.answers.map((a) => a.ms).sort((a, b) => a - b);
   return {
     p50: pct(lat, 50),
     p99: pct(lat, 99),
-    quietFailed: q.filter((a) => a.status !== 201).length,
-    loudAccepted: l.filter((a) => a.status === 201).length,
-    loudRefused: l.filter((a) => a.status === 429).length,
-    loudDue: 50 + 50 * span,
+    quietFailed: q.answers.filter((a) => a.status !== 201).length,
+    loudAccepted: l?.accepted ?? 0,
+    loudRefused: l?.refused ?? 0,
+    loudDue: 50 + 50 * (l?.span ?? 0),
   };
 }
 
@@ -180,4 +207,12 @@ async function main() {
   }
 }
 
-await main();
+if (values.drive) {
+  const { urls, token, rate, seconds } = JSON.parse(values.drive);
+  const { answers, span } = await drive(urls, token, rate, seconds);
+  const accepted = answers.filter((a) => a.status === 201).length;
+  const refused = answers.filter((a) => a.status === 429).length;
+  process.stdout.write(JSON.stringify({ accepted, refused, span }));
+} else {
+  await main();
+}

@@ -14,7 +14,7 @@
  */
 import type { CreateRequestBody } from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../stores/domain.js';
-import { isStoreError } from '../stores/errors.js';
+import { isStoreError, type StoreError } from '../stores/errors.js';
 import type { StatsBucket, StatsWrite } from '../stores/stats.js';
 import type {
   ClaimOptions,
@@ -171,6 +171,10 @@ export class InstrumentedStore implements RequestStore {
 
   listRuntimes(workspace: string) {
     return this.#call(this.inner.listRuntimes(workspace));
+  }
+
+  rateRefusal(workspace: string): StoreError | null {
+    return this.inner.rateRefusal(workspace);
   }
 
   pendingCount(rt: RuntimeRef): Promise<number> {

@@ -30,6 +30,7 @@ import type {
   TraceContext,
 } from '../protocol/index.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from './domain.js';
+import type { StoreError } from './errors.js';
 import type { CreateRate } from './rate.js';
 import type { StatsBucket, StatsWrite } from './stats.js';
 
@@ -265,6 +266,13 @@ export interface RequestStore {
    * applied (the sweep's cheap look for work a lost wake-up left waiting).
    */
   pendingCount(rt: RuntimeRef): Promise<number>;
+  /**
+   * CREATE_RATE_PER_WORKSPACE: the refusal a create of `workspace` would get, when this
+   * node already knows it has no token yet (it was refused for want of one, and the
+   * token is not due); null when a create may pass, or only the store can tell. Lets a
+   * route refuse a flood before reading its bodies.
+   */
+  rateRefusal(workspace: string): StoreError | null;
   /** Runtimes in a sweep bucket (ones that may have live or retained requests). */
   sweepCandidates(bucket: number): Promise<RuntimeRef[]>;
   /** Drop a runtime from its sweep bucket if it is idle and was not touched lately. */

@@ -8,7 +8,7 @@ import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import { FollowLagging, type RequestFollow } from '../../hub/request-follow.js';
 import { traceCreate, traceDeliver } from '../../hub/tracing.js';
 import { CreateBatchBody, CreateRequestBody, TERMINAL } from '../../protocol/index.js';
-import { toApiRequest } from '../../stores/domain.js';
+import { type RuntimeRef, toApiRequest } from '../../stores/domain.js';
 import type { AppEnv } from './context.js';
 import { HttpError } from './errors.js';
 import type { HubApi } from './hub-api.js';
@@ -68,6 +68,16 @@ async function streamEvents(
   }
 }
 
+/**
+ * A create the workspace's create rate is known to refuse (this node was refused for
+ * want of a token that is not due yet) is answered before its body is read: a flood of
+ * refused creates costs the node little and the store nothing.
+ */
+function refuseOverRate(hub: HubApi, rt: RuntimeRef): void {
+  const refusal = hub.store.rateRefusal(rt.workspace);
+  if (refusal) throw refusal;
+}
+
 /** The W3C trace headers of a create (traceCreate ignores malformed ones). */
 function traceHeaders(c: Context<AppEnv>): { traceparent?: string; tracestate?: string } {
   return { traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') };
@@ -89,6 +99,7 @@ export function clientRoutes(hub: HubApi, nodeId: string): Hono<AppEnv> {
 
   routes.post('/:runtime/requests', async (c) => {
     const rt = runtimeRef(c);
+    refuseOverRate(hub, rt);
     const idempotencyKey = readHeader(c, 'idempotency-key', IdempotencyKey);
     const body = await readJson(c, CreateRequestBody);
     const createdBy = c.get('principal').sub;
@@ -104,6 +115,7 @@ export function clientRoutes(hub: HubApi, nodeId: string): Hono<AppEnv> {
 
   routes.post('/:runtime/requests/batch', async (c) => {
     const rt = runtimeRef(c);
+    refuseOverRate(hub, rt);
     const body = await readJson(c, CreateBatchBody);
     const createdBy = c.get('principal').sub;
     // One create span for the batch: every item keeps its context.
@@ -175,6 +187,7 @@ export function clientRoutes(hub: HubApi, nodeId: string): Hono<AppEnv> {
 
   routes.post('/:runtime/requests/:id/retry', async (c) => {
     const rt = runtimeRef(c);
+    refuseOverRate(hub, rt);
     const id = requestIdParam(c);
     if (id === undefined) throw noSuchRequest();
     const record = await hub.store.retry(rt, id, { createdBy: c.get('principal').sub });

@@ -381,6 +381,17 @@ export class MemoryStore implements RequestStore {
     this.#table.touch(tx.state.ref, tx.now);
   }
 
+  rateRefusal(workspace: string): StoreError | null {
+    const limit = this.settings.createRate;
+    const bucket = this.#rates.get(workspace);
+    if (!limit || !bucket) return null;
+    // The bucket as it would be now, untouched: refused when not one token is there.
+    const now = this.settings.clock?.() ?? Date.now();
+    const tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.at) * limit.rate) / 1000);
+    if (tokens >= 1) return null;
+    return rateLimitError(limit, Math.max(1, Math.ceil(((1 - tokens) * 1000) / limit.rate)));
+  }
+
   /** CREATE_RATE_PER_WORKSPACE: takes n tokens (stores/rate.ts) or refuses. */
   #takeRate(tx: Txn, n: number): void {
     const limit = this.settings.createRate;

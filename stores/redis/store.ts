@@ -128,6 +128,15 @@ export class RedisStore implements RequestStore {
     return reply;
   }
 
+  rateRefusal(workspace: string, now = this.#now() ?? Date.now()): StoreError | null {
+    const limit = this.settings.createRate;
+    const denied = this.#deniedUntil.get(workspace);
+    if (!limit || denied === undefined) return null;
+    if (now < denied) return rateLimitError(limit, denied - now);
+    this.#deniedUntil.delete(workspace);
+    return null;
+  }
+
   /**
    * Takes `n` tokens of the workspace's create rate (CREATE_RATE_PER_WORKSPACE), or
    * refuses with `limit_exceeded` and when they are due. Its own call, on the
@@ -140,11 +149,8 @@ export class RedisStore implements RequestStore {
     // needs one, so until then this node answers without asking Redis. A flood of
     // refused creates costs the store nothing.
     const now = this.#now() ?? Date.now();
-    const denied = this.#deniedUntil.get(workspace);
-    if (denied !== undefined) {
-      if (now < denied) throw rateLimitError(limit, denied - now);
-      this.#deniedUntil.delete(workspace);
-    }
+    const refusal = this.rateRefusal(workspace, now);
+    if (refusal) throw refusal;
     const key = workspaceRateKey(this.settings.prefix, workspace);
     const argv = [this.#now() ?? '', limit.rate, limit.burst, n, bucketTtlMs(limit)];
     const wait = Number(await this.#run('rate', { keys: [key], argv }));

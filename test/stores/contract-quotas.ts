@@ -113,6 +113,21 @@ export function storeQuotaContract(h: StoreHarness): void {
       );
     });
 
+    it('tells a route, without a store call, that a create would be refused until a token is due', async () => {
+      const { store, create, clock } = await contractStore(h, {
+        createRate: { rate: 10, burst: 1 },
+      });
+      expect(store.rateRefusal(RT.workspace)).toBeNull(); // nothing known: ask the store
+      await create();
+      await rejects(create(), 'limit_exceeded');
+      const known = store.rateRefusal(RT.workspace);
+      expect(known).toMatchObject({ code: 'limit_exceeded', retryAfterMs: 100 });
+      expect(store.rateRefusal('globex')).toBeNull();
+      clock.advance(100);
+      expect(store.rateRefusal(RT.workspace)).toBeNull();
+      await create();
+    });
+
     it('is one bucket per workspace, shared by every node', async () => {
       const { store, clock } = await contractStore(h, { createRate: { rate: 1, burst: 4 } });
       const peer = await h.peer(store);
