@@ -31,10 +31,28 @@
  *   O3 every reader's reassembled output is the stored output: the same chunks
  *      (offset, epoch, data), in order, none missing, none repeated.
  *
+ * Ordering keys (docs/PROTOCOL.md). One request in five carries an `ordering_key`: one
+ * of four per runtime, the same one for every producer for three seconds at a time, so
+ * that the keys' lines fill up from all the producers on all the nodes while the faults
+ * stall their heads. The producers and the daemons number what they do with one counter
+ * (they run in this process): a producer logs when it first sent each create and when it
+ * read the answer; a daemon logs each handler run (id, epoch) from start to return. A
+ * request's accepted run is its run at the epoch it completed at (the attempt whose
+ * report was accepted). At the end, per line (runtime, key):
+ *   K1 the accepted runs never overlap: each starts after the one before it returned.
+ *   K2 when X's create was acknowledged before Y's was sent (so X is before Y in the
+ *      line: a producer awaits each create, and the others' are ordered by time) and X
+ *      completed, every run of Y, at any epoch, started after X's accepted run
+ *      returned. Runs that were not accepted are otherwise free: an attempt whose lease
+ *      lapsed (its node paused, its push late) may still run beside what replaced it.
+ *   K3 each keyed record shows its key, and the line is gone: the key lists nothing
+ *      (`?ordering_key=`) and Redis holds no line key for it.
+ *
  * Bounded by default (under two minutes, part of `npm test`); CHAOS_LONG=1 runs longer.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
+import { runtimeKeys } from '../../stores/keys.js';
 import { auth, clientToken, SECRET } from '../helpers/node.js';
 import type { Chunk } from '../helpers/output.js';
 import {
@@ -45,6 +63,7 @@ import {
   IDLE_RUNTIME,
 } from './end-checks.js';
 import { ChaosCluster, type NodeProcess } from './harness.js';
+import { checkOrdering, type KeyedCreate, type Run } from './ordering-checks.js';
 import { type AttemptLog, checkReassembled, checkStored } from './output-checks.js';
 import { type Followed, followBySse, OutputSocket } from './output-readers.js';
 import { SocketWaiter, TERMINAL, type Tracked } from './waiters.js';
@@ -60,6 +79,9 @@ const STORE_LOST_DRAIN_MS = 1_500;
 const FAULT_OVERTIME_MS = 20_000;
 /** Most streaming requests followed by client websocket, and by SSE. */
 const OUTPUT_READERS = { socket: 60, sse: 30 };
+/** Ordering keys per runtime, and how long all producers use the same one. */
+const KEYS_PER_RUNTIME = 4;
+const KEY_TURN_MS = 3_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
@@ -110,6 +132,11 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const acceptedReports = new Map<string, number>();
       const attempts = new Map<string, Map<number, AttemptLog>>(); // id -> epoch -> log
       const ranTwice: string[] = []; // attempts (id:epoch) whose handler ran twice
+      // What producers and daemons did, numbered in one order (K1-K2).
+      let clock = 0;
+      const tick = () => ++clock;
+      const runs: Run[] = [];
+      const keyedCreates: KeyedCreate[] = [];
 
       /** Streams `count` chunks from the attempt, logging what it wrote and how it went. */
       async function streamOutput(
@@ -161,12 +188,21 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           backoff: { initialMs: 50, maxMs: 1_000 },
           handlers: {
             '*': async (payload, ctx) => {
-              const runs = executions.get(ctx.id) ?? [];
-              runs.push(ctx.epoch);
-              executions.set(ctx.id, runs);
+              const run: Run = {
+                id: ctx.id,
+                epoch: ctx.epoch,
+                daemon: i,
+                start: tick(),
+                end: null,
+              };
+              runs.push(run);
+              const epochs = executions.get(ctx.id) ?? [];
+              epochs.push(ctx.epoch);
+              executions.set(ctx.id, epochs);
               const { n, stream } = payload as { n: number; stream?: number };
               if (stream) await streamOutput(i, ctx, n, stream);
               await sleep(5 + Math.random() * 45);
+              run.end = tick();
               return { by: i, payload };
             },
           },
@@ -225,7 +261,15 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         const maxAttempts = n % 3 === 0 ? 3 : 1;
         const stream = n % 7 === 3 ? 3 + ((n * 13) % 30) : 0;
         const payload = stream ? { n, stream } : { n };
-        const body = JSON.stringify({ kind: 'job', payload, max_attempts: maxAttempts });
+        const orderingKey =
+          n % 5 === 1 ? `k${Math.floor(Date.now() / KEY_TURN_MS) % KEYS_PER_RUNTIME}` : null;
+        const body = JSON.stringify({
+          kind: 'job',
+          payload,
+          max_attempts: maxAttempts,
+          ...(orderingKey ? { ordering_key: orderingKey } : {}),
+        });
+        const sent = tick();
         for (;;) {
           try {
             const res = await fetch(`${c.liveNode().url}/v1/runtimes/${runtime}/requests`, {
@@ -240,6 +284,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             });
             if (res.status === 201 || res.status === 200) {
               const r = (await res.json()) as { id: string };
+              const acked = tick();
               const t: Tracked = {
                 id: r.id,
                 runtime,
@@ -247,8 +292,12 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
                 createdAt: Date.now(),
                 waiter: n % 2 === 0 ? 'poll' : 'socket',
                 stream,
+                orderingKey,
               };
               tracked.set(r.id, t);
+              if (orderingKey) {
+                keyedCreates.push({ id: r.id, line: `${runtime}/${orderingKey}`, sent, acked });
+              }
               if (stream) followOutput(t);
               if (t.waiter === 'poll') void pollUntilTerminal(t);
               else (sockets[n % sockets.length] as SocketWaiter).watch(t);
@@ -450,15 +499,22 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         }
       };
       const finalEpoch = new Map<string, number>();
+      const orderingFailures: string[] = [];
       for (const t of tracked.values()) {
         const r = (await read(`/v1/runtimes/${t.runtime}/requests/${t.id}`)) as {
           status: string;
           attempt: number;
           epoch: number;
           error: { code: string } | null;
+          ordering_key: string | null;
         };
         finalStatus.set(t.id, r.status);
         finalEpoch.set(t.id, r.epoch);
+        if (r.ordering_key !== t.orderingKey) {
+          orderingFailures.push(
+            `${t.id}: K3 ordering_key ${r.ordering_key}, created with ${t.orderingKey}`,
+          );
+        }
         requeues += Math.max(0, r.attempt - 1);
         if (r.status === 'timeout') {
           const code = r.error?.code ?? 'none';
@@ -541,6 +597,43 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       );
       expect
         .soft(outputFailures, 'output stored as sent, and reassembled as stored (O1-O3)')
+        .toEqual([]);
+
+      // ---- ordering keys: one at a time per line, in creation order, lines gone -----------
+      const outcomes = new Map(
+        keyedCreates.map((k) => [
+          k.id,
+          { status: finalStatus.get(k.id) as string, epoch: finalEpoch.get(k.id) ?? -1 },
+        ]),
+      );
+      const ordering = checkOrdering(keyedCreates, runs, outcomes);
+      orderingFailures.push(...ordering.failures);
+      for (const runtime of RUNTIMES) {
+        for (let k = 0; k < KEYS_PER_RUNTIME; k++) {
+          const key = `k${k}`;
+          const line = (await read(`/v1/runtimes/${runtime}/requests?ordering_key=${key}`)) as {
+            requests: { id: string; status: string }[];
+          };
+          if (line.requests.length > 0) {
+            orderingFailures.push(
+              `${runtime}/${key}: K3 the line still lists ${JSON.stringify(line.requests.map((r) => [r.id, r.status]))}`,
+            );
+          }
+          const lineKey = runtimeKeys('sb', { workspace: 'acme', runtime }).line(key);
+          if ((await admin.exists(lineKey)) !== 0) {
+            const left = await admin.zrange(lineKey, 0, -1, 'WITHSCORES');
+            orderingFailures.push(
+              `${runtime}/${key}: K3 ${lineKey} still holds ${JSON.stringify(left)}`,
+            );
+          }
+        }
+      }
+      console.info(
+        `chaos ordering: ${JSON.stringify(ordering.figures)}, ${orderingFailures.length} failed` +
+          `${orderingFailures.length ? `:\n  ${orderingFailures.slice(0, 20).join('\n  ')}` : ''}`,
+      );
+      expect
+        .soft(orderingFailures, 'each key one at a time, in creation order, its line gone (K1-K3)')
         .toEqual([]);
 
       // ---- figures ------------------------------------------------------------------------

@@ -55,11 +55,12 @@ describe('chaos ordering rules', () => {
     const got = checkOrdering(
       creates,
       runs,
-      outcomes(['a', 'completed', 2], ['b', 'completed', 1], ['c', 'timeout', 1], [
-        'd',
-        'completed',
-        1,
-      ]),
+      outcomes(
+        ['a', 'completed', 2],
+        ['b', 'completed', 1],
+        ['c', 'timeout', 1],
+        ['d', 'completed', 1],
+      ),
     );
     expect(got.failures).toEqual([]);
   });

@@ -15,6 +15,8 @@ export interface Tracked {
   waiter: 'poll' | 'socket';
   /** Chunks of output its handler streams before the result (0: none). */
   stream: number;
+  /** The create's `ordering_key`, or null. */
+  orderingKey: string | null;
   seenTerminal?: { status: string; at: number };
   /** The node a socket waiter last subscribed on, for the failure message. */
   via?: string;
