@@ -31,10 +31,10 @@
  *   O3 every reader's reassembled output is the stored output: the same chunks
  *      (offset, epoch, data), in order, none missing, none repeated.
  *
- * Ordering keys (docs/PROTOCOL.md). One request in five carries an `ordering_key`: one
- * of four per runtime, the same one for every producer for three seconds at a time, so
- * that the keys' lines fill up from all the producers on all the nodes while the faults
- * stall their heads. The producers and the daemons number what they do with one counter
+ * Ordering keys (docs/PROTOCOL.md). One request in five carries an `ordering_key`, one
+ * of four per runtime: every producer creates into the same line (runtime, key) for two
+ * seconds, then the next, so that each line fills up from all the producers on all the
+ * nodes while the faults stall its head. The producers and the daemons number what they do with one counter
  * (they run in this process): a producer logs when it first sent each create and when it
  * read the answer; a daemon logs each handler run (id, epoch) from start to return. A
  * request's accepted run is its run at the epoch it completed at (the attempt whose
@@ -79,9 +79,9 @@ const STORE_LOST_DRAIN_MS = 1_500;
 const FAULT_OVERTIME_MS = 20_000;
 /** Most streaming requests followed by client websocket, and by SSE. */
 const OUTPUT_READERS = { socket: 60, sse: 30 };
-/** Ordering keys per runtime, and how long all producers use the same one. */
+/** Ordering keys per runtime, and how long all producers create into one line. */
 const KEYS_PER_RUNTIME = 4;
-const KEY_TURN_MS = 3_000;
+const KEY_TURN_MS = 2_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
@@ -257,12 +257,16 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       let overtime = false;
 
       async function createOne(n: number): Promise<void> {
-        const runtime = pick(RUNTIMES);
+        // A keyed request goes to the line whose turn it is, whoever creates it.
+        const turn = Math.floor(Date.now() / KEY_TURN_MS);
+        const keyed = n % 5 === 1;
+        const runtime = keyed ? (RUNTIMES[turn % RUNTIMES.length] as string) : pick(RUNTIMES);
+        const orderingKey = keyed
+          ? `k${Math.floor(turn / RUNTIMES.length) % KEYS_PER_RUNTIME}`
+          : null;
         const maxAttempts = n % 3 === 0 ? 3 : 1;
         const stream = n % 7 === 3 ? 3 + ((n * 13) % 30) : 0;
         const payload = stream ? { n, stream } : { n };
-        const orderingKey =
-          n % 5 === 1 ? `k${Math.floor(Date.now() / KEY_TURN_MS) % KEYS_PER_RUNTIME}` : null;
         const body = JSON.stringify({
           kind: 'job',
           payload,
