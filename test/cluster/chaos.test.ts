@@ -634,9 +634,14 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           }
         }
       }
+      const byRule: Record<string, number> = {};
+      for (const f of orderingFailures) {
+        const rule = / (K\d) /.exec(f)?.[1] ?? '?';
+        byRule[rule] = (byRule[rule] ?? 0) + 1;
+      }
       console.info(
         `chaos ordering: ${JSON.stringify(ordering.figures)}, ${orderingFailures.length} failed` +
-          `${orderingFailures.length ? `:\n  ${orderingFailures.slice(0, 20).join('\n  ')}` : ''}`,
+          `${orderingFailures.length ? ` ${JSON.stringify(byRule)}:\n  ${orderingFailures.slice(0, 20).join('\n  ')}` : ''}`,
       );
       expect
         .soft(orderingFailures, 'each key one at a time, in creation order, its line gone (K1-K3)')
