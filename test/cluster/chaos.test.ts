@@ -33,19 +33,23 @@
  *
  * Ordering keys (docs/PROTOCOL.md). One request in five carries an `ordering_key`, one
  * of four per runtime: every producer creates into the same line (runtime, key) for two
- * seconds, then the next, so that each line fills up from all the producers on all the
- * nodes while the faults stall its head. The producers and the daemons number what they do with one counter
- * (they run in this process): a producer logs when it first sent each create and when it
- * read the answer; a daemon logs each handler run (id, epoch) from start to return. A
- * request's accepted run is its run at the epoch it completed at (the attempt whose
- * report was accepted). At the end, per line (runtime, key):
+ * seconds, then into the next, so that each line fills up from all the producers on all
+ * the nodes while the faults stall its head. The producers and the daemons number what
+ * they do with one counter (they all run in this process, so its order agrees with every
+ * causal chain through the hub): a producer logs when it first sent each create and when
+ * it read the 201/200; a daemon logs each handler run (id, epoch) from start to return.
+ * A completed request's accepted run is its run at the epoch it completed at (the attempt
+ * whose report was accepted). At the end, per line (runtime, key):
  *   K1 the accepted runs never overlap: each starts after the one before it returned.
- *   K2 when X's create was acknowledged before Y's was sent (so X is before Y in the
- *      line: a producer awaits each create, and the others' are ordered by time) and X
- *      completed, every run of Y, at any epoch, started after X's accepted run
- *      returned. Runs that were not accepted are otherwise free: an attempt whose lease
- *      lapsed (its node paused, its push late) may still run beside what replaced it.
- *   K3 each keyed record shows its key, and the line is gone: the key lists nothing
+ *   K2 when X's create was acknowledged before Y's was first sent, X is before Y in the
+ *      line (a create joins the line when it is stored, between its send and its
+ *      answer; a producer awaits each of its creates, so this holds for each producer's
+ *      own sequence and for any two creates apart in time); if X completed, every run of
+ *      Y, at any epoch, started after X's accepted run returned. Runs that were not
+ *      accepted are otherwise free: an attempt whose lease lapsed (its node paused, its
+ *      push late) may still run beside what replaced it, and so may the run of a head
+ *      that timed out beside the next one.
+ *   K3 each keyed record shows its key, and each line is gone: the key lists nothing
  *      (`?ordering_key=`) and Redis holds no line key for it.
  *
  * Bounded by default (under two minutes, part of `npm test`); CHAOS_LONG=1 runs longer.
