@@ -38,6 +38,7 @@ describe('chaos ordering rules', () => {
       completed: 3,
       orderedPairs: 3,
       heldBehind: 2,
+      redelivered: 0,
     });
   });
 
@@ -63,6 +64,7 @@ describe('chaos ordering rules', () => {
       ),
     );
     expect(got.failures).toEqual([]);
+    expect(got.figures.redelivered).toBe(1);
   });
 
   it('pass creates that raced: either may go first', () => {

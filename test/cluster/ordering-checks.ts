@@ -42,6 +42,8 @@ export interface OrderingFigures {
   orderedPairs: number;
   /** Requests created while one before them in their line had not finished: held. */
   heldBehind: number;
+  /** Requests run at more than one epoch (redelivered: the head kept its place). */
+  redelivered: number;
 }
 
 const show = (r: Run) => `d${r.daemon} epoch ${r.epoch} [${r.start}..${r.end ?? 'running'}]`;
@@ -127,6 +129,9 @@ export function checkOrdering(
       completed: accepted.size,
       orderedPairs,
       heldBehind,
+      redelivered: creates.filter(
+        (c) => new Set((runsOf.get(c.id) ?? []).map((r) => r.epoch)).size > 1,
+      ).length,
     },
   };
 }
