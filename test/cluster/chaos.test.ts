@@ -245,7 +245,8 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       }
       let created = 0;
       let createRetries = 0;
-      const loadEnds = Date.now() + PLAN.loadSeconds * 1000;
+      const loadStarted = Date.now();
+      const loadEnds = loadStarted + PLAN.loadSeconds * 1000;
       // On a loaded machine a fault round takes longer (a node restart waits for it to be
       // ready) and the process-and-Redis lane may not get round to every kind in time: it
       // goes on, up to FAULT_OVERTIME_MS, until each has happened once, and the load with it.
@@ -367,6 +368,9 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       // faults of one node's time and links. `busy` keeps them off each other's node.
       const admin = c.redis.client();
       const busy = new Set<NodeProcess>();
+      // When each fault began and ended (ms since the load began), for failure reports.
+      const timeline: string[] = [];
+      const note = (what: string) => timeline.push(`${Date.now() - loadStarted} ${what}`);
       const freeNode = () => pick(c.nodes.filter((n) => n.running && !busy.has(n)));
       const chaos = (async () => {
         let round = 0;
@@ -382,20 +386,25 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           if (which === 1 || which === 4) {
             const victim = freeNode();
             busy.add(victim);
+            note(`sigkill hub-${victim.index}`);
             await victim.kill();
             faults.sigkill++;
             await sleep(500 + Math.random() * 1_000);
             await victim.start();
+            note(`started hub-${victim.index}`);
             busy.delete(victim);
           } else if (which === 3) {
             await admin.client('KILL', 'TYPE', 'pubsub').catch(() => 0);
+            note('pubsub connections killed');
             faults.pubsubKill++;
           } else if (which === 5 && faults.sigterm <= faults.redisRestart + faults.redisSigkill) {
             const victim = freeNode();
             busy.add(victim);
+            note(`sigterm hub-${victim.index}`);
             await victim.term();
             faults.sigterm++;
             await victim.start();
+            note(`started hub-${victim.index}`);
             busy.delete(victim);
           } else if (which === 2 || which === 0) {
             // Redis goes away: a crash (SIGKILL) first, then a restart (SIGTERM: Redis
@@ -404,9 +413,11 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             // acknowledged write (with `everysec` it may lose about two seconds of them:
             // see docs/OPERATIONS.md).
             const crash = faults.redisSigkill <= faults.redisRestart;
+            note(crash ? 'redis sigkill' : 'redis sigterm');
             await (crash ? c.redis.kill() : c.redis.stop());
             await sleep(300 + Math.random() * 500);
             await c.redis.restart();
+            note('redis restarted');
             if (crash) faults.redisSigkill++;
             else faults.redisRestart++;
           } else {
@@ -429,8 +440,10 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             // Past the lease: other nodes' sweepers requeue or time out what it held,
             // and its daemons' late reports must be refused (lease_lost), not accepted.
             victim.pause();
+            note(`paused hub-${victim.index}`);
             await sleep(LEASE_MS + 1_000 + Math.random() * 500);
             victim.resume();
+            note(`resumed hub-${victim.index}`);
             faults.pause++;
           } else {
             // Past STORE_LOST_DRAIN_MS plus a command timeout: the node must notice it
@@ -439,6 +452,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             // flight when the link heals or is cut: it must settle either way, or the
             // end checks find that runtime hanging on this node.
             link.blackhole();
+            note(`black-holed hub-${victim.index}'s Redis link`);
             await sleep(200);
             void probe(victim, `/v1/runtimes/${IDLE_RUNTIME}/requests/${idle}?wait_ms=1000`);
             await sleep(STORE_LOST_DRAIN_MS + 2_000 + Math.random() * 1_000);
@@ -449,6 +463,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
               link.cut();
               faults.linkBlackholeCut++;
             }
+            note(`${kind === 'blackholeHeal' ? 'healed' : 'cut'} hub-${victim.index}'s Redis link`);
           }
           busy.delete(victim);
         }
@@ -699,11 +714,15 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         (t) => t.seenTerminal?.status !== finalStatus.get(t.id),
       );
       for (const t of unseen.slice(0, 5)) {
+        const record = await read(`/v1/runtimes/${t.runtime}/requests/${t.id}`);
         console.error(
           `never saw the terminal state: ${t.id} runtime ${t.runtime} by ${t.waiter}` +
-            `${t.via ? ` on ${t.via}` : ''}, final ${finalStatus.get(t.id)}`,
+            `${t.via ? ` on ${t.via}` : ''}, created at ${t.createdAt - loadStarted} ms, last heard ` +
+            `${t.lastHeard ? `${t.lastHeard.status} by ${t.lastHeard.frame} at ${t.lastHeard.at - loadStarted} ms` : 'nothing'}, ` +
+            `final ${finalStatus.get(t.id)}: ${JSON.stringify(record)}`,
         );
       }
+      if (unseen.length > 0) console.error(`fault timeline (ms):\n  ${timeline.join('\n  ')}`);
       expect(
         unseen.map((t) => t.id),
         'every waiting client saw the terminal state',
