@@ -31,10 +31,32 @@
  *   O3 every reader's reassembled output is the stored output: the same chunks
  *      (offset, epoch, data), in order, none missing, none repeated.
  *
+ * Ordering keys (docs/PROTOCOL.md). One request in five carries an `ordering_key`, one
+ * of four per runtime: every producer creates into the same line (runtime, key) for two
+ * seconds, then into the next, so that each line fills up from all the producers on all
+ * the nodes while the faults stall its head. The producers and the daemons number what
+ * they do with one counter (they all run in this process, so its order agrees with every
+ * causal chain through the hub): a producer logs when it first sent each create and when
+ * it read the 201/200; a daemon logs each handler run (id, epoch) from start to return.
+ * A completed request's accepted run is its run at the epoch it completed at (the attempt
+ * whose report was accepted). At the end, per line (runtime, key):
+ *   K1 the accepted runs never overlap: each starts after the one before it returned.
+ *   K2 when X's create was acknowledged before Y's was first sent, X is before Y in the
+ *      line (a create joins the line when it is stored, between its send and its
+ *      answer; a producer awaits each of its creates, so this holds for each producer's
+ *      own sequence and for any two creates apart in time); if X completed, every run of
+ *      Y, at any epoch, started after X's accepted run returned. Runs that were not
+ *      accepted are otherwise free: an attempt whose lease lapsed (its node paused, its
+ *      push late) may still run beside what replaced it, and so may the run of a head
+ *      that timed out beside the next one.
+ *   K3 each keyed record shows its key, and each line is gone: the key lists nothing
+ *      (`?ordering_key=`) and Redis holds no line key for it.
+ *
  * Bounded by default (under two minutes, part of `npm test`); CHAOS_LONG=1 runs longer.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectDaemon, type Daemon } from '../../src/client/daemon.js';
+import { runtimeKeys } from '../../stores/keys.js';
 import { auth, clientToken, SECRET } from '../helpers/node.js';
 import type { Chunk } from '../helpers/output.js';
 import {
@@ -45,6 +67,7 @@ import {
   IDLE_RUNTIME,
 } from './end-checks.js';
 import { ChaosCluster, type NodeProcess } from './harness.js';
+import { checkOrdering, type KeyedCreate, type Run } from './ordering-checks.js';
 import { type AttemptLog, checkReassembled, checkStored } from './output-checks.js';
 import { type Followed, followBySse, OutputSocket } from './output-readers.js';
 import { SocketWaiter, TERMINAL, type Tracked } from './waiters.js';
@@ -60,6 +83,9 @@ const STORE_LOST_DRAIN_MS = 1_500;
 const FAULT_OVERTIME_MS = 20_000;
 /** Most streaming requests followed by client websocket, and by SSE. */
 const OUTPUT_READERS = { socket: 60, sse: 30 };
+/** Ordering keys per runtime, and how long all producers create into one line. */
+const KEYS_PER_RUNTIME = 4;
+const KEY_TURN_MS = 2_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
@@ -110,6 +136,11 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const acceptedReports = new Map<string, number>();
       const attempts = new Map<string, Map<number, AttemptLog>>(); // id -> epoch -> log
       const ranTwice: string[] = []; // attempts (id:epoch) whose handler ran twice
+      // What producers and daemons did, numbered in one order (K1-K2).
+      let clock = 0;
+      const tick = () => ++clock;
+      const runs: Run[] = [];
+      const keyedCreates: KeyedCreate[] = [];
 
       /** Streams `count` chunks from the attempt, logging what it wrote and how it went. */
       async function streamOutput(
@@ -161,12 +192,21 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           backoff: { initialMs: 50, maxMs: 1_000 },
           handlers: {
             '*': async (payload, ctx) => {
-              const runs = executions.get(ctx.id) ?? [];
-              runs.push(ctx.epoch);
-              executions.set(ctx.id, runs);
+              const run: Run = {
+                id: ctx.id,
+                epoch: ctx.epoch,
+                daemon: i,
+                start: tick(),
+                end: null,
+              };
+              runs.push(run);
+              const epochs = executions.get(ctx.id) ?? [];
+              epochs.push(ctx.epoch);
+              executions.set(ctx.id, epochs);
               const { n, stream } = payload as { n: number; stream?: number };
               if (stream) await streamOutput(i, ctx, n, stream);
               await sleep(5 + Math.random() * 45);
+              run.end = tick();
               return { by: i, payload };
             },
           },
@@ -205,7 +245,8 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       }
       let created = 0;
       let createRetries = 0;
-      const loadEnds = Date.now() + PLAN.loadSeconds * 1000;
+      const loadStarted = Date.now();
+      const loadEnds = loadStarted + PLAN.loadSeconds * 1000;
       // On a loaded machine a fault round takes longer (a node restart waits for it to be
       // ready) and the process-and-Redis lane may not get round to every kind in time: it
       // goes on, up to FAULT_OVERTIME_MS, until each has happened once, and the load with it.
@@ -221,11 +262,24 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       let overtime = false;
 
       async function createOne(n: number): Promise<void> {
-        const runtime = pick(RUNTIMES);
-        const maxAttempts = n % 3 === 0 ? 3 : 1;
+        // A keyed request goes to the line whose turn it is, whoever creates it.
+        const turn = Math.floor(Date.now() / KEY_TURN_MS);
+        const keyed = n % 5 === 1;
+        const runtime = keyed ? (RUNTIMES[turn % RUNTIMES.length] as string) : pick(RUNTIMES);
+        const orderingKey = keyed
+          ? `k${Math.floor(turn / RUNTIMES.length) % KEYS_PER_RUNTIME}`
+          : null;
+        // Two keyed requests in three may be redelivered: a requeued head keeps its place.
+        const maxAttempts = (keyed ? n % 3 !== 0 : n % 3 === 0) ? 3 : 1;
         const stream = n % 7 === 3 ? 3 + ((n * 13) % 30) : 0;
         const payload = stream ? { n, stream } : { n };
-        const body = JSON.stringify({ kind: 'job', payload, max_attempts: maxAttempts });
+        const body = JSON.stringify({
+          kind: 'job',
+          payload,
+          max_attempts: maxAttempts,
+          ...(orderingKey ? { ordering_key: orderingKey } : {}),
+        });
+        const sent = tick();
         for (;;) {
           try {
             const res = await fetch(`${c.liveNode().url}/v1/runtimes/${runtime}/requests`, {
@@ -240,6 +294,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             });
             if (res.status === 201 || res.status === 200) {
               const r = (await res.json()) as { id: string };
+              const acked = tick();
               const t: Tracked = {
                 id: r.id,
                 runtime,
@@ -247,8 +302,12 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
                 createdAt: Date.now(),
                 waiter: n % 2 === 0 ? 'poll' : 'socket',
                 stream,
+                orderingKey,
               };
               tracked.set(r.id, t);
+              if (orderingKey) {
+                keyedCreates.push({ id: r.id, line: `${runtime}/${orderingKey}`, sent, acked });
+              }
               if (stream) followOutput(t);
               if (t.waiter === 'poll') void pollUntilTerminal(t);
               else (sockets[n % sockets.length] as SocketWaiter).watch(t);
@@ -309,6 +368,9 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       // faults of one node's time and links. `busy` keeps them off each other's node.
       const admin = c.redis.client();
       const busy = new Set<NodeProcess>();
+      // When each fault began and ended (ms since the load began), for failure reports.
+      const timeline: string[] = [];
+      const note = (what: string) => timeline.push(`${Date.now() - loadStarted} ${what}`);
       const freeNode = () => pick(c.nodes.filter((n) => n.running && !busy.has(n)));
       const chaos = (async () => {
         let round = 0;
@@ -324,20 +386,25 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
           if (which === 1 || which === 4) {
             const victim = freeNode();
             busy.add(victim);
+            note(`sigkill hub-${victim.index}`);
             await victim.kill();
             faults.sigkill++;
             await sleep(500 + Math.random() * 1_000);
             await victim.start();
+            note(`started hub-${victim.index}`);
             busy.delete(victim);
           } else if (which === 3) {
             await admin.client('KILL', 'TYPE', 'pubsub').catch(() => 0);
+            note('pubsub connections killed');
             faults.pubsubKill++;
           } else if (which === 5 && faults.sigterm <= faults.redisRestart + faults.redisSigkill) {
             const victim = freeNode();
             busy.add(victim);
+            note(`sigterm hub-${victim.index}`);
             await victim.term();
             faults.sigterm++;
             await victim.start();
+            note(`started hub-${victim.index}`);
             busy.delete(victim);
           } else if (which === 2 || which === 0) {
             // Redis goes away: a crash (SIGKILL) first, then a restart (SIGTERM: Redis
@@ -346,9 +413,11 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             // acknowledged write (with `everysec` it may lose about two seconds of them:
             // see docs/OPERATIONS.md).
             const crash = faults.redisSigkill <= faults.redisRestart;
+            note(crash ? 'redis sigkill' : 'redis sigterm');
             await (crash ? c.redis.kill() : c.redis.stop());
             await sleep(300 + Math.random() * 500);
             await c.redis.restart();
+            note('redis restarted');
             if (crash) faults.redisSigkill++;
             else faults.redisRestart++;
           } else {
@@ -371,8 +440,10 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             // Past the lease: other nodes' sweepers requeue or time out what it held,
             // and its daemons' late reports must be refused (lease_lost), not accepted.
             victim.pause();
+            note(`paused hub-${victim.index}`);
             await sleep(LEASE_MS + 1_000 + Math.random() * 500);
             victim.resume();
+            note(`resumed hub-${victim.index}`);
             faults.pause++;
           } else {
             // Past STORE_LOST_DRAIN_MS plus a command timeout: the node must notice it
@@ -381,6 +452,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
             // flight when the link heals or is cut: it must settle either way, or the
             // end checks find that runtime hanging on this node.
             link.blackhole();
+            note(`black-holed hub-${victim.index}'s Redis link`);
             await sleep(200);
             void probe(victim, `/v1/runtimes/${IDLE_RUNTIME}/requests/${idle}?wait_ms=1000`);
             await sleep(STORE_LOST_DRAIN_MS + 2_000 + Math.random() * 1_000);
@@ -391,6 +463,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
               link.cut();
               faults.linkBlackholeCut++;
             }
+            note(`${kind === 'blackholeHeal' ? 'healed' : 'cut'} hub-${victim.index}'s Redis link`);
           }
           busy.delete(victim);
         }
@@ -450,15 +523,22 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         }
       };
       const finalEpoch = new Map<string, number>();
+      const orderingFailures: string[] = [];
       for (const t of tracked.values()) {
         const r = (await read(`/v1/runtimes/${t.runtime}/requests/${t.id}`)) as {
           status: string;
           attempt: number;
           epoch: number;
           error: { code: string } | null;
+          ordering_key: string | null;
         };
         finalStatus.set(t.id, r.status);
         finalEpoch.set(t.id, r.epoch);
+        if (r.ordering_key !== t.orderingKey) {
+          orderingFailures.push(
+            `${t.id}: K3 ordering_key ${r.ordering_key}, created with ${t.orderingKey}`,
+          );
+        }
         requeues += Math.max(0, r.attempt - 1);
         if (r.status === 'timeout') {
           const code = r.error?.code ?? 'none';
@@ -543,6 +623,50 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         .soft(outputFailures, 'output stored as sent, and reassembled as stored (O1-O3)')
         .toEqual([]);
 
+      // ---- ordering keys: one at a time per line, in creation order, lines gone -----------
+      const outcomes = new Map(
+        keyedCreates.map((k) => [
+          k.id,
+          { status: finalStatus.get(k.id) as string, epoch: finalEpoch.get(k.id) ?? -1 },
+        ]),
+      );
+      const ordering = checkOrdering(keyedCreates, runs, outcomes);
+      // A fresh connection: the faults' one was dropped by the Redis restarts.
+      const peek = c.redis.client();
+      orderingFailures.push(...ordering.failures);
+      for (const runtime of RUNTIMES) {
+        for (let k = 0; k < KEYS_PER_RUNTIME; k++) {
+          const key = `k${k}`;
+          const line = (await read(`/v1/runtimes/${runtime}/requests?ordering_key=${key}`)) as {
+            requests: { id: string; status: string }[];
+          };
+          if (line.requests.length > 0) {
+            orderingFailures.push(
+              `${runtime}/${key}: K3 the line still lists ${JSON.stringify(line.requests.map((r) => [r.id, r.status]))}`,
+            );
+          }
+          const lineKey = runtimeKeys('sb', { workspace: 'acme', runtime }).line(key);
+          if ((await peek.exists(lineKey)) !== 0) {
+            const left = await peek.zrange(lineKey, 0, -1, 'WITHSCORES');
+            orderingFailures.push(
+              `${runtime}/${key}: K3 ${lineKey} still holds ${JSON.stringify(left)}`,
+            );
+          }
+        }
+      }
+      const byRule: Record<string, number> = {};
+      for (const f of orderingFailures) {
+        const rule = / (K\d) /.exec(f)?.[1] ?? '?';
+        byRule[rule] = (byRule[rule] ?? 0) + 1;
+      }
+      console.info(
+        `chaos ordering: ${JSON.stringify(ordering.figures)}, ${orderingFailures.length} failed` +
+          `${orderingFailures.length ? ` ${JSON.stringify(byRule)}:\n  ${orderingFailures.slice(0, 20).join('\n  ')}` : ''}`,
+      );
+      expect
+        .soft(orderingFailures, 'each key one at a time, in creation order, its line gone (K1-K3)')
+        .toEqual([]);
+
       // ---- figures ------------------------------------------------------------------------
       const statuses: Record<string, number> = {};
       for (const s of finalStatus.values()) statuses[s] = (statuses[s] ?? 0) + 1;
@@ -565,7 +689,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       const notTerminal = [...finalStatus].filter(([, s]) => !TERMINAL.has(s));
       for (const [id] of notTerminal.slice(0, 3)) {
         const t = tracked.get(id) as Tracked;
-        const raw = await admin.hgetall(`sb:{acme/${t.runtime}}:req:${id}`);
+        const raw = await peek.hgetall(`sb:{acme/${t.runtime}}:req:${id}`);
         const body = await read(`/v1/runtimes/${t.runtime}/requests/${id}`);
         console.error(
           `not terminal: ${id} raw=${JSON.stringify(raw)} body=${JSON.stringify(body)}`,
@@ -590,11 +714,15 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
         (t) => t.seenTerminal?.status !== finalStatus.get(t.id),
       );
       for (const t of unseen.slice(0, 5)) {
+        const record = await read(`/v1/runtimes/${t.runtime}/requests/${t.id}`);
         console.error(
           `never saw the terminal state: ${t.id} runtime ${t.runtime} by ${t.waiter}` +
-            `${t.via ? ` on ${t.via}` : ''}, final ${finalStatus.get(t.id)}`,
+            `${t.via ? ` on ${t.via}` : ''}, created at ${t.createdAt - loadStarted} ms, last heard ` +
+            `${t.lastHeard ? `${t.lastHeard.status} by ${t.lastHeard.frame} at ${t.lastHeard.at - loadStarted} ms` : 'nothing'}, ` +
+            `final ${finalStatus.get(t.id)}: ${JSON.stringify(record)}`,
         );
       }
+      if (unseen.length > 0) console.error(`fault timeline (ms):\n  ${timeline.join('\n  ')}`);
       expect(
         unseen.map((t) => t.id),
         'every waiting client saw the terminal state',
@@ -606,6 +734,7 @@ describe('chaos: three nodes, one Redis, twenty daemons, faults throughout', () 
       // Every fault kind happened at least once.
       const missing = Object.entries(faults).filter(([, n]) => n === 0);
       expect(missing, 'fault kinds that never happened').toEqual([]);
+      await peek.quit().catch(() => {});
       await admin.quit().catch(() => {});
     },
     (PLAN.loadSeconds + 240) * 1000,

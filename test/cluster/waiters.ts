@@ -15,9 +15,13 @@ export interface Tracked {
   waiter: 'poll' | 'socket';
   /** Chunks of output its handler streams before the result (0: none). */
   stream: number;
+  /** The create's `ordering_key`, or null. */
+  orderingKey: string | null;
   seenTerminal?: { status: string; at: number };
   /** The node a socket waiter last subscribed on, for the failure message. */
   via?: string;
+  /** What a socket waiter last heard of it (snapshot or update), for the failure message. */
+  lastHeard?: { status: string; frame: string; at: number };
 }
 
 /**
@@ -100,7 +104,9 @@ export class SocketWaiter {
             : [];
       for (const r of seen) {
         const t = this.#waiting.get(r.id);
-        if (!t || !TERMINAL.has(r.status)) continue;
+        if (!t) continue;
+        t.lastHeard = { status: r.status, frame: f.type, at: Date.now() };
+        if (!TERMINAL.has(r.status)) continue;
         t.seenTerminal = { status: r.status, at: Date.now() };
         this.#waiting.delete(r.id);
         this.#send({ type: 'unsubscribe', runtime: r.runtime_id, requests: [r.id] });
