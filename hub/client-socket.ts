@@ -300,15 +300,16 @@ async function subscribe(
   }
   // The followers this frame names; their catch-up goes out before the snapshot. One the
   // socket already has (an earlier frame set it up, maybe one that failed and is being
-  // sent again) is caught up too, from the `after` this frame gives when it gives one:
-  // the client says what it has.
+  // sent again) is caught up too. It never moves back: what it sent on this socket the
+  // client has, or will have before the catch-up, even if the frame's `after` predates
+  // it; a later `after` (read some other way) moves it on.
   const following: OutputFollower[] = [];
   if (output && ids) {
     for (const id of ids) {
       let follower = sub.outputs.get(id);
       const after = output.after[id];
       if (follower) {
-        if (after !== undefined) follower.after = after;
+        if (after !== undefined) follower.after = Math.max(follower.after, after);
       } else {
         follower = newFollower(ws, state, sub, id, after ?? 0);
         sub.outputs.set(id, follower);

@@ -4,7 +4,9 @@
  * a terminal `request` frame). Both found by the chaos suite's output readers (issue 11):
  * a resubscribe after a failed `subscribe {output: true}` got the snapshot without the
  * stored output (the failed frame's follower was left in place and never caught up), and
- * a terminal frame went out even when the catch-up read before it had failed.
+ * a terminal frame went out even when the catch-up read before it had failed; and (the
+ * chaos suite again) the first fix moved a follower back to the `after` of a frame sent
+ * while chunks were still on their way, repeating them on the socket.
  */
 import { expect, it } from 'vitest';
 import { StoreError } from '../../stores/errors.js';
@@ -76,4 +78,28 @@ it('a terminal request frame never overtakes output the store could not be read 
     1,
     'completed',
   ]);
+});
+
+it('a subscribe naming an older after than the socket was sent repeats nothing', async () => {
+  const n = await node();
+  const token = await clientToken();
+  const daemon = await readyDaemon(n, await daemonToken('laptop'), 1);
+  defer(async () => daemon.ws.terminate());
+  await api(n, 'POST', '/v1/runtimes/laptop/requests', { token, body: { kind: 'k' } });
+  const { id, epoch } = (await daemon.next('request')).request as { id: string; epoch: number };
+  await emitOutput(daemon, id, epoch, 1, 3, (seq) => ({ seq }));
+
+  const c = await FrameSocket.client(n, token);
+  defer(() => c.close());
+  const subscribe = { type: 'subscribe', runtime: 'laptop', requests: [id], output: true };
+  c.send({ ...subscribe, after: { [id]: 0 } });
+  await c.next('snapshot');
+  expect(c.all('output').map((f) => f.offset)).toEqual([1, 2, 3]);
+  // Sent when the client had only offset 1 (2 and 3 were on their way to it).
+  c.send({ ...subscribe, after: { [id]: 1 } });
+  await c.next((f) => f.type === 'snapshot' && c.all('snapshot').length === 2);
+  await emitOutput(daemon, id, epoch, 4, 4, (seq) => ({ seq }));
+  daemon.send({ type: 'result', id, epoch, status: 'completed', result: null });
+  await c.next((f) => f.type === 'request' && f.request.status === 'completed');
+  expect(c.all('output').map((f) => f.offset)).toEqual([1, 2, 3, 4]);
 });
