@@ -17,13 +17,19 @@ import { emitOutput } from '../helpers/output.js';
 
 const { defer, node } = stopAfterEach();
 
-it('a resubscribe after a failed output subscribe sends the stored output before the snapshot', async () => {
+/** A node, a client token, and a request running on a raw daemon socket. */
+async function runningRequest() {
   const n = await node();
   const token = await clientToken();
   const daemon = await readyDaemon(n, await daemonToken('laptop'), 1);
   defer(async () => daemon.ws.terminate());
   await api(n, 'POST', '/v1/runtimes/laptop/requests', { token, body: { kind: 'k' } });
   const { id, epoch } = (await daemon.next('request')).request as { id: string; epoch: number };
+  return { n, token, daemon, id, epoch };
+}
+
+it('a resubscribe after a failed output subscribe sends the stored output before the snapshot', async () => {
+  const { n, token, daemon, id, epoch } = await runningRequest();
   await emitOutput(daemon, id, epoch, 1, 3, (seq) => ({ seq }));
   daemon.send({ type: 'result', id, epoch, status: 'completed', result: null });
   await daemon.next((f) => f.type === 'ack' && f.id === id);
@@ -47,12 +53,7 @@ it('a resubscribe after a failed output subscribe sends the stored output before
 });
 
 it('a terminal request frame never overtakes output the store could not be read for', async () => {
-  const n = await node();
-  const token = await clientToken();
-  const daemon = await readyDaemon(n, await daemonToken('laptop'), 1);
-  defer(async () => daemon.ws.terminate());
-  await api(n, 'POST', '/v1/runtimes/laptop/requests', { token, body: { kind: 'k' } });
-  const { id, epoch } = (await daemon.next('request')).request as { id: string; epoch: number };
+  const { n, token, daemon, id, epoch } = await runningRequest();
   const c = await FrameSocket.client(n, token);
   defer(() => c.close());
   c.send({ type: 'subscribe', runtime: 'laptop', requests: [id], output: true });
@@ -81,12 +82,7 @@ it('a terminal request frame never overtakes output the store could not be read 
 });
 
 it('a subscribe naming an older after than the socket was sent repeats nothing', async () => {
-  const n = await node();
-  const token = await clientToken();
-  const daemon = await readyDaemon(n, await daemonToken('laptop'), 1);
-  defer(async () => daemon.ws.terminate());
-  await api(n, 'POST', '/v1/runtimes/laptop/requests', { token, body: { kind: 'k' } });
-  const { id, epoch } = (await daemon.next('request')).request as { id: string; epoch: number };
+  const { n, token, daemon, id, epoch } = await runningRequest();
   await emitOutput(daemon, id, epoch, 1, 3, (seq) => ({ seq }));
 
   const c = await FrameSocket.client(n, token);
