@@ -21,17 +21,29 @@ export interface Bucket {
   at: number;
 }
 
+/** The tokens `bucket` holds at `now` (it refills at the rate, up to the burst). */
+function tokensAt(bucket: Bucket, limit: CreateRate, now: number): number {
+  const elapsed = Math.max(0, now - bucket.at);
+  return Math.min(limit.burst, bucket.tokens + (elapsed * limit.rate) / 1000);
+}
+
+/** Ms until `need` tokens are there, holding `tokens` now (0: they are). */
+function waitFor(tokens: number, need: number, limit: CreateRate): number {
+  return tokens >= need ? 0 : Math.max(1, Math.ceil(((need - tokens) * 1000) / limit.rate));
+}
+
 /** Takes n tokens if they are there: 0 when taken, else ms until they will be. */
 export function takeTokens(bucket: Bucket, limit: CreateRate, n: number, now: number): number {
-  const elapsed = Math.max(0, now - bucket.at);
-  bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed * limit.rate) / 1000);
+  bucket.tokens = tokensAt(bucket, limit, now);
   bucket.at = now;
-  const need = Math.min(n, limit.burst);
-  if (bucket.tokens >= need) {
-    bucket.tokens -= n;
-    return 0;
-  }
-  return Math.max(1, Math.ceil(((need - bucket.tokens) * 1000) / limit.rate));
+  const wait = waitFor(bucket.tokens, Math.min(n, limit.burst), limit);
+  if (wait === 0) bucket.tokens -= n;
+  return wait;
+}
+
+/** Ms until one token is in `bucket`, without taking any (0: one is there). */
+export function oneTokenWait(bucket: Bucket, limit: CreateRate, now: number): number {
+  return waitFor(tokensAt(bucket, limit, now), 1, limit);
 }
 
 /** How long an untouched bucket is worth keeping: after that it would be full anyway. */

@@ -17,7 +17,7 @@ import { type Bus, MemoryBus } from '../bus.js';
 import type { ConnectionInfo, RequestRecord, RuntimeRef } from '../domain.js';
 import { pendingLimitError, rateLimitError, StoreError } from '../errors.js';
 import { bodyFingerprint } from '../ids.js';
-import { type Bucket, bucketTtlMs, takeTokens } from '../rate.js';
+import { type Bucket, bucketTtlMs, oneTokenWait, takeTokens } from '../rate.js';
 import type { StatsBucket, StatsWrite } from '../stats.js';
 import {
   type ClaimOptions,
@@ -385,11 +385,8 @@ export class MemoryStore implements RequestStore {
     const limit = this.settings.createRate;
     const bucket = this.#rates.get(workspace);
     if (!limit || !bucket) return null;
-    // The bucket as it would be now, untouched: refused when not one token is there.
-    const now = this.settings.clock?.() ?? Date.now();
-    const tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.at) * limit.rate) / 1000);
-    if (tokens >= 1) return null;
-    return rateLimitError(limit, Math.max(1, Math.ceil(((1 - tokens) * 1000) / limit.rate)));
+    const wait = oneTokenWait(bucket, limit, this.settings.clock?.() ?? Date.now());
+    return wait === 0 ? null : rateLimitError(limit, wait);
   }
 
   /** CREATE_RATE_PER_WORKSPACE: takes n tokens (stores/rate.ts) or refuses. */

@@ -7,6 +7,8 @@ import { WebSocket } from 'ws';
 import { Auth } from '../../src/auth.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type NodeOptions, type SwitchboardNode, startNode } from '../../src/node.js';
+import { StoreError } from '../../stores/errors.js';
+import type { RequestStore } from '../../stores/store.js';
 import { RedisServer } from './redis.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
@@ -211,4 +213,22 @@ export async function withUncaught<T>(
   } finally {
     if (own) process.setUncaughtExceptionCaptureCallback(null);
   }
+}
+
+/**
+ * Makes the next `n` calls of the store's `method` fail with store_unavailable, then
+ * passes them through; returns how many calls were made to it since (failed or not).
+ */
+export function failStoreCalls(
+  store: RequestStore,
+  method: 'get' | 'readOutput' | 'list',
+  n: number,
+): () => number {
+  const real = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
+  let calls = 0;
+  (store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+    if (calls++ < n) throw new StoreError('store_unavailable', 'injected');
+    return real(...args);
+  };
+  return () => calls;
 }

@@ -9,10 +9,16 @@
  * while chunks were still on their way, repeating them on the socket.
  */
 import { expect, it } from 'vitest';
-import { StoreError } from '../../stores/errors.js';
 import { HINT_RECORD_BYTES } from '../../stores/hints.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { api, clientToken, daemonToken, FrameSocket, readyDaemon } from '../helpers/node.js';
+import {
+  api,
+  clientToken,
+  daemonToken,
+  FrameSocket,
+  failStoreCalls,
+  readyDaemon,
+} from '../helpers/node.js';
 import { emitOutput } from '../helpers/output.js';
 
 const { defer, node } = stopAfterEach();
@@ -34,12 +40,7 @@ it('a resubscribe after a failed output subscribe sends the stored output before
   daemon.send({ type: 'result', id, epoch, status: 'completed', result: null });
   await daemon.next((f) => f.type === 'ack' && f.id === id);
 
-  const get = n.store.get.bind(n.store);
-  let failures = 1;
-  n.store.get = async (rt, rid) => {
-    if (failures-- > 0) throw new StoreError('store_unavailable', 'injected');
-    return get(rt, rid);
-  };
+  failStoreCalls(n.store, 'get', 1);
   const c = await FrameSocket.client(n, token);
   defer(() => c.close());
   const subscribe = { type: 'subscribe', runtime: 'laptop', requests: [id], output: true };
@@ -61,19 +62,14 @@ it('a terminal request frame never overtakes output the store could not be read 
 
   // The store does not answer the reads of that chunk (at its hint, at the terminal
   // hint and once more), then comes back.
-  const readOutput = n.store.readOutput.bind(n.store);
-  let failures = 3;
-  n.store.readOutput = async (...args) => {
-    if (failures-- > 0) throw new StoreError('store_unavailable', 'injected');
-    return readOutput(...args);
-  };
+  const reads = failStoreCalls(n.store, 'readOutput', 3);
   await emitOutput(daemon, id, epoch, 1, 1, () => 'x'.repeat(HINT_RECORD_BYTES + 1));
   daemon.send({ type: 'result', id, epoch, status: 'completed', result: null });
   await daemon.next((f) => f.type === 'ack' && f.id === id);
 
   // The terminal frame waits for the store, and comes after the chunk.
   await c.next((f) => f.type === 'request' && f.request.status === 'completed', 10_000);
-  expect(failures).toBeLessThan(0);
+  expect(reads()).toBeGreaterThan(3);
   const frames = c.frames.filter((f) => f.type === 'output' || f.type === 'request');
   expect(frames.map((f) => (f.type === 'output' ? f.offset : f.request.status))).toEqual([
     1,

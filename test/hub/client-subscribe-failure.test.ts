@@ -5,9 +5,8 @@
  * could not know what to redo.
  */
 import { expect, it } from 'vitest';
-import { StoreError } from '../../stores/errors.js';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { api, clientToken, FrameSocket } from '../helpers/node.js';
+import { api, clientToken, FrameSocket, failStoreCalls } from '../helpers/node.js';
 
 const { defer, node } = stopAfterEach();
 
@@ -19,12 +18,7 @@ it('names the runtime and ids of a subscribe it could not read; asked again, it 
     body: { kind: 'k' },
   });
   const id = created.body.id as string;
-  const get = n.store.get.bind(n.store);
-  let failures = 1;
-  n.store.get = async (rt, rid) => {
-    if (failures-- > 0) throw new StoreError('store_unavailable', 'injected');
-    return get(rt, rid);
-  };
+  failStoreCalls(n.store, 'get', 1);
   const c = await FrameSocket.client(n, token);
   defer(() => c.close());
   c.send({ type: 'subscribe', runtime: 'laptop', requests: [id] });
