@@ -42,10 +42,9 @@ import { traceDeliver } from './tracing.js';
 const SNAPSHOT_LIMIT = 100;
 /** Explicit ids of one subscription read at a time (each still through the gate). */
 const SNAPSHOT_READERS = 16;
-const FORWARD_RETRY_MS = 1_000;
-/** First and longest wait before a terminal state's failed output catch-up is tried again. */
-const TERMINAL_RETRY_MS = 250;
-const TERMINAL_RETRY_MAX_MS = 5_000;
+/** First and longest wait before a store read the socket owes its client is tried again. */
+const RETRY_MS = 250;
+const RETRY_MAX_MS = 5_000;
 /** How often a catch-up that outran its reader looks at the socket's buffer again. */
 const PACE_MS = 10;
 /** Per-socket memory of what was sent is bounded; the oldest entries go first. */
@@ -60,6 +59,8 @@ interface Subscription {
   unsubscribe: (() => void)[];
   /** Hints that arrived before the snapshot went out. */
   buffered: string[] | null;
+  /** A refresh (read again after lost hints) is under way; `again`: one more is owed. */
+  refreshing: 'no' | 'yes' | 'again';
 }
 
 /** A subscribe frame whose snapshot is being read: it holds its place in the limits. */
@@ -76,6 +77,8 @@ interface ClientState {
   subs: Map<string, Subscription>;
   /** Last state sent per request id (`status:epoch`), so repeats are not resent. */
   sent: Map<string, string>;
+  /** Ids whose state `forward` is reading (or will try again); `again`: one more is owed. */
+  forwarding: Map<string, 'yes' | 'again'>;
   offReconnect: () => void;
   /** Set while the client watches every runtime's presence (`watch_runtimes`). */
   offWatch: (() => void) | null;
@@ -102,6 +105,7 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
     workspace,
     subs: new Map(),
     sent: new Map(),
+    forwarding: new Map(),
     offReconnect: () => {},
     offWatch: null,
     bad: new BadFrames(hub.settings.maxBadFrames),
@@ -116,7 +120,7 @@ export function attachClientSocket(hub: Hub, ws: WebSocket, workspace: string): 
   state.pinger.unref();
   state.offReconnect = hub.relay.onReconnect(() => {
     if (state.offWatch) void watchRuntimes(ws, state);
-    for (const sub of state.subs.values()) void refresh(ws, state, sub);
+    for (const sub of state.subs.values()) refresh(ws, state, sub);
   });
   (ws as ClientSocket)[STATE] = state;
   ws.on('message', clientSocketOnMessage);
@@ -284,7 +288,14 @@ async function subscribe(
     if (sub.ids && ids) for (const id of ids) sub.ids.add(id);
     else sub.ids = null;
   } else {
-    sub = { rt, ids: ids ? new Set(ids) : null, outputs: new Map(), unsubscribe: [], buffered: [] };
+    sub = {
+      rt,
+      ids: ids ? new Set(ids) : null,
+      outputs: new Map(),
+      unsubscribe: [],
+      buffered: [],
+      refreshing: 'no',
+    };
     const s = sub;
     state.subs.set(rt.runtime, s);
     s.unsubscribe.push(
@@ -420,7 +431,7 @@ function onHint(ws: WebSocket, state: ClientState, sub: Subscription, message: s
   }
   if (sub.ids && !sub.ids.has(hint.id)) return;
   if (follower && TERMINAL.has(hint.status)) {
-    endFollowed(ws, state, sub, follower, hint, TERMINAL_RETRY_MS);
+    endFollowed(ws, state, sub, follower, hint);
     return;
   }
   sendState(ws, state, sub.rt, hint);
@@ -438,37 +449,38 @@ function endFollowed(
   sub: Subscription,
   follower: OutputFollower,
   hint: UpdateHint,
-  delayMs: number,
 ): void {
-  void state.gate
-    .call(() => follower.catchUp())
-    .then(
-      () => sendState(ws, state, sub.rt, hint),
-      () => {
-        setTimeout(() => {
-          const followed =
-            ws.readyState === ws.OPEN &&
-            state.subs.get(sub.rt.runtime) === sub &&
-            sub.outputs.get(hint.id) === follower;
-          if (followed) {
-            endFollowed(
-              ws,
-              state,
-              sub,
-              follower,
-              hint,
-              Math.min(delayMs * 2, TERMINAL_RETRY_MAX_MS),
-            );
-          }
-        }, delayMs).unref();
-      },
-    );
+  untilDone(
+    async () => {
+      await state.gate.call(() => follower.catchUp());
+      sendState(ws, state, sub.rt, hint);
+    },
+    () =>
+      ws.readyState === ws.OPEN &&
+      state.subs.get(sub.rt.runtime) === sub &&
+      sub.outputs.get(hint.id) === follower,
+  );
+}
+
+/**
+ * Runs `attempt` until it succeeds, waiting RETRY_MS, doubling to RETRY_MAX_MS, between
+ * tries, for as long as `wanted()` holds. For the reads a socket owes its client: a
+ * terminal state has no later hint, so a read the store did not answer must be made
+ * again, not dropped.
+ */
+function untilDone(attempt: () => Promise<void>, wanted: () => boolean, delayMs = RETRY_MS): void {
+  attempt().catch(() => {
+    if (!wanted()) return;
+    setTimeout(() => {
+      if (wanted()) untilDone(attempt, wanted, Math.min(delayMs * 2, RETRY_MAX_MS));
+    }, delayMs).unref();
+  });
 }
 
 function sendState(ws: WebSocket, state: ClientState, rt: RuntimeRef, hint: UpdateHint): void {
   // The hint's own record, when it carries one, is the state to send: no read.
   if (hint.record) sendIfChanged(ws, state, hint.record);
-  else void forward(ws, state, rt, hint.id);
+  else forward(ws, state, rt, hint.id);
 }
 
 /** A follower of one request's output that sends `output` frames to this socket. */
@@ -523,24 +535,30 @@ async function paced(ws: WebSocket, max: number): Promise<void> {
   }
 }
 
-async function forward(
-  ws: WebSocket,
-  state: ClientState,
-  rt: RuntimeRef,
-  id: string,
-  retry = true,
-) {
-  try {
-    const { store } = state.hub;
-    const record = await state.gate.call(() => store.get(rt, id));
-    if (record) sendIfChanged(ws, state, record);
-  } catch {
-    // The store did not answer: a terminal state would have no later hint, so try once
-    // more a moment later (a relay reconnect re-reads everything as well).
-    if (retry && ws.readyState === ws.OPEN) {
-      setTimeout(() => void forward(ws, state, rt, id, false), FORWARD_RETRY_MS).unref();
-    }
+/**
+ * Sends a request's state as the store has it. One read per id at a time: a hint while
+ * one is out (or waits to be tried again) makes it read once more after it.
+ */
+function forward(ws: WebSocket, state: ClientState, rt: RuntimeRef, id: string): void {
+  if (state.forwarding.has(id)) {
+    state.forwarding.set(id, 'again');
+    return;
   }
+  state.forwarding.set(id, 'yes');
+  untilDone(
+    async () => {
+      const record = await state.gate.call(() => state.hub.store.get(rt, id));
+      const again = state.forwarding.get(id) === 'again';
+      state.forwarding.delete(id);
+      if (record) sendIfChanged(ws, state, record);
+      if (again) forward(ws, state, rt, id);
+    },
+    () => {
+      const open = ws.readyState === ws.OPEN;
+      if (!open) state.forwarding.delete(id);
+      return open;
+    },
+  );
 }
 
 function sendIfChanged(ws: WebSocket, state: ClientState, record: RequestRecord): void {
@@ -551,19 +569,37 @@ function sendIfChanged(ws: WebSocket, state: ClientState, record: RequestRecord)
   if (TERMINAL.has(record.status)) traceDeliver(record, state.hub.settings.nodeId, 'socket');
 }
 
-/** Reads a subscription again (after lost hints) and sends whatever changed. */
-async function refresh(ws: WebSocket, state: ClientState, sub: Subscription): Promise<void> {
-  try {
-    const { store } = state.hub;
-    await Promise.all([...sub.outputs.values()].map((f) => state.gate.call(() => f.catchUp())));
-    const records = sub.ids
-      ? await readIds(state, sub.rt, [...sub.ids], () => state.subs.get(sub.rt.runtime) === sub)
-      : (await state.gate.call(() => store.list(sub.rt, { limit: SNAPSHOT_LIMIT }))).requests;
-    for (const r of records) sendIfChanged(ws, state, r);
-    await sendRuntime(ws, state, sub.rt);
-  } catch {
-    // store down: the next reconnect or hint brings the state
+/**
+ * Reads a subscription again (after lost hints) and sends whatever changed; a read the
+ * store does not answer is made again until it is, while the subscription lasts. One at
+ * a time per subscription: one asked for meanwhile runs after it.
+ */
+function refresh(ws: WebSocket, state: ClientState, sub: Subscription): void {
+  if (sub.refreshing !== 'no') {
+    sub.refreshing = 'again';
+    return;
   }
+  sub.refreshing = 'yes';
+  const wanted = () => ws.readyState === ws.OPEN && state.subs.get(sub.rt.runtime) === sub;
+  untilDone(
+    async () => {
+      const { store } = state.hub;
+      await Promise.all([...sub.outputs.values()].map((f) => state.gate.call(() => f.catchUp())));
+      const records = sub.ids
+        ? await readIds(state, sub.rt, [...sub.ids], wanted)
+        : (await state.gate.call(() => store.list(sub.rt, { limit: SNAPSHOT_LIMIT }))).requests;
+      for (const r of records) sendIfChanged(ws, state, r);
+      await sendRuntime(ws, state, sub.rt);
+      const again = sub.refreshing === 'again';
+      sub.refreshing = 'no';
+      if (again && wanted()) refresh(ws, state, sub);
+    },
+    () => {
+      if (wanted()) return true;
+      sub.refreshing = 'no';
+      return false;
+    },
+  );
 }
 
 async function sendRuntime(ws: WebSocket, state: ClientState, rt: RuntimeRef) {

@@ -95,3 +95,25 @@ it('a subscribe naming an older after than the socket was sent repeats nothing',
   await c.next((f) => f.type === 'request' && f.request.status === 'completed');
   expect(c.all('output').map((f) => f.offset)).toEqual([1, 2, 3, 4]);
 });
+
+it('a terminal state whose read fails several times still reaches a subscribed socket', async () => {
+  const { n, token, daemon, id, epoch } = await runningRequest();
+  const c = await FrameSocket.client(n, token);
+  defer(() => c.close());
+  c.send({ type: 'subscribe', runtime: 'laptop', requests: [id] });
+  expect((await c.next('snapshot')).requests[0].status).toBe('running');
+  // A result too large for its hint to carry the record: the node reads it, and the
+  // store does not answer that read, nor the next few.
+  const reads = failStoreCalls(n.store, 'get', 3);
+  daemon.send({
+    type: 'result',
+    id,
+    epoch,
+    status: 'completed',
+    result: 'r'.repeat(HINT_RECORD_BYTES),
+  });
+  await daemon.next((f) => f.type === 'ack' && f.id === id);
+  const end = await c.next((f) => f.type === 'request' && f.request.status === 'completed', 15_000);
+  expect(end.request.id).toBe(id);
+  expect(reads()).toBeGreaterThan(3);
+});
